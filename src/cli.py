@@ -1,0 +1,28 @@
+"""Entry-point helpers: user errors become one line on stderr, not a traceback."""
+import sys
+
+from .config import ConfigError
+
+
+def user_errors():
+    """Exception types that describe a problem with the user's input rather than a bug."""
+    from .data.records import DatasetError
+    from .training.checkpoint import CheckpointError
+    return (ConfigError, DatasetError, CheckpointError, FileNotFoundError)
+
+
+def fail(message, code=2):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def run_main(main):
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # only the user-facing types are shortened; anything else keeps its traceback
+        if isinstance(e, user_errors()):
+            fail(str(e))
+        raise

@@ -1,0 +1,234 @@
+"""Configuration: YAML files with inheritance, command-line overrides, help text and type checks.
+
+`default_config.yaml` holds every key with its default (first YAML document) and a help line per key (second
+document). A model's YAML names `__BASE__` (a path relative to itself) and only the keys that differ. Every key can
+be overridden on the command line, `--lr 0.05` or `--img_shape 320 320`; the type of a key is the type of its
+default value. Nothing here is read at import time.
+"""
+import argparse
+import difflib
+import os
+import sys
+
+import yaml
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_CONFIG = os.path.join(REPO_ROOT, "default_config.yaml")
+BASE_KEY = "__BASE__"
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration error: one line naming the file or key."""
+
+
+class Config(dict):
+    """A dict whose keys can also be read as attributes (`cfg.lr`)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"config has no key '{name}'") from None
+
+    def __setattr__(self, name, value):
+        self[name] = value
+
+    def to_yaml(self):
+        return yaml.safe_dump(dict(self), sort_keys=False, default_flow_style=None)
+
+
+def _read_yaml_documents(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            docs = list(yaml.safe_load_all(f))
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else path
+        raise ConfigError(f"{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    docs = [d for d in docs if d is not None]
+    for d in docs:
+        if not isinstance(d, dict):
+            raise ConfigError(f"{path}: a config file must be a mapping of keys to values")
+    return docs
+
+
+def _type_name(value):
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, list):
+        return "list"
+    if value is None:
+        return "null"
+    return type(value).__name__
+
+
+def _coerce(key, value, default, where):
+    """Return `value` converted to the type of `default`, or raise ConfigError naming the key."""
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{where}: key '{key}' expects true or false, got {value!r}")
+    if isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{where}: key '{key}' expects an integer, got {value!r}")
+    if isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: key '{key}' expects a number, got {value!r}")
+    if isinstance(default, str):
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: key '{key}' expects a string, got {value!r}")
+    if isinstance(default, list):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: key '{key}' expects a list, got {value!r}")
+        if default:
+            # Check elements against the default's first element (nested lists stay as given).
+            proto = default[0]
+            return [_coerce(key, v, proto, where) if not isinstance(proto, list) else v for v in value]
+        return value
+    return value
+
+
+def load_yaml_chain(path):
+    """Load a config file and the `__BASE__` files it inherits from. Returns (values, helps)."""
+    path = os.path.abspath(path)
+    seen = []
+    chain = []
+    while path:
+        if path in seen:
+            raise ConfigError(f"{path}: {BASE_KEY} chain loops back on itself")
+        seen.append(path)
+        docs = _read_yaml_documents(path)
+        values = dict(docs[0]) if docs else {}
+        helps = dict(docs[1]) if len(docs) > 1 else {}
+        base = values.pop(BASE_KEY, None)
+        chain.append((path, values, helps))
+        path = os.path.normpath(os.path.join(os.path.dirname(path), base)) if base else None
+
+    # The root of the chain defines the keys; every other file may only change them.
+    root_path, merged, helps = chain[-1]
+    merged = dict(merged)
+    helps = dict(helps)
+    for path, values, extra_help in reversed(chain[:-1]):
+        for key, value in values.items():
+            if key not in merged:
+                hint = difflib.get_close_matches(key, merged, n=1)
+                raise ConfigError(f"{path}: unknown key '{key}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
+            merged[key] = _coerce(key, value, merged[key], os.path.basename(path))
+        helps.update(extra_help)
+    return merged, helps
+
+
+def _parse_cli_value(key, tokens, default):
+    """Turn the tokens after `--key` into a value of the default's type."""
+    where = "command line"
+    if isinstance(default, list):
+        if len(tokens) == 1 and tokens[0].strip().startswith("["):
+            try:
+                value = yaml.safe_load(tokens[0])
+            except yaml.YAMLError:
+                raise ConfigError(f"{where}: --{key}: cannot parse {tokens[0]!r} as a list") from None
+        else:
+            value = [yaml.safe_load(t) if t.strip() else t for t in tokens]
+        return _coerce(key, value, default, where)
+    if len(tokens) != 1:
+        raise ConfigError(f"{where}: --{key} takes one value, got {len(tokens)}")
+    token = tokens[0]
+    if isinstance(default, str) or default is None:
+        return token
+    try:
+        value = yaml.safe_load(token)
+    except yaml.YAMLError:
+        value = token
+    return _coerce(key, value, default, where)
+
+
+def _build_parser(values, helps, description):
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Every key of the YAML config can be given here; lists take several values (--img_shape 320 320) "
+               "or one YAML string (--aspect_ratios '[[2], [2, 3]]').")
+    parser.add_argument("--config_path", default=DEFAULT_CONFIG, help="YAML config file (default: default_config.yaml)")
+    for key, default in values.items():
+        shown = yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip()
+        text = f"{helps.get(key, '')} [{_type_name(default)}, default: {shown}]"
+        nargs = "+" if isinstance(default, list) else None
+        parser.add_argument(f"--{key}", dest=key, nargs=nargs, default=argparse.SUPPRESS, metavar=key.upper(),
+                            help=text.replace("%", "%%"))
+    return parser
+
+
+def _config_path_from_argv(argv):
+    for i, arg in enumerate(argv):
+        if arg == "--config_path" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--config_path="):
+            return arg.split("=", 1)[1]
+    return DEFAULT_CONFIG
+
+
+def parse_config(argv=None, description=None, required=()):
+    """Load the config named by `--config_path` (default_config.yaml) and apply command-line overrides.
+
+    Errors (unknown key, bad value, missing required key) print one line and exit with code 2, as argparse does.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config_path = _config_path_from_argv(argv)
+    try:
+        values, helps = load_yaml_chain(config_path)
+    except ConfigError as e:
+        _exit_with_error(str(e))
+    parser = _build_parser(values, helps, description)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        flag = next((u for u in unknown if u.startswith("--")), unknown[0])
+        name = flag[2:].split("=", 1)[0]
+        hint = difflib.get_close_matches(name, values, n=1)
+        parser.error(f"unknown key '{flag}'" + (f" (did you mean '--{hint[0]}'?)" if hint else ""))
+    cfg = Config(values)
+    try:
+        for key, tokens in vars(args).items():
+            if key == "config_path":
+                continue
+            cfg[key] = _parse_cli_value(key, tokens if isinstance(tokens, list) else [tokens], values[key])
+        for key in required:
+            if cfg.get(key) in (None, ""):
+                raise ConfigError(f"--{key} is required")
+    except ConfigError as e:
+        parser.error(str(e))
+    cfg["config_path"] = os.path.abspath(config_path)
+    return cfg
+
+
+def load_config(path=DEFAULT_CONFIG, **overrides):
+    """Programmatic form: load a YAML chain and apply keyword overrides (type-checked). Raises ConfigError."""
+    values, _ = load_yaml_chain(path)
+    cfg = Config(values)
+    for key, value in overrides.items():
+        if key not in values:
+            raise ConfigError(f"unknown key '{key}'")
+        cfg[key] = _coerce(key, value, values[key], "override")
+    cfg["config_path"] = os.path.abspath(path)
+    return cfg
+
+
+def _exit_with_error(message):
+    prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "config"
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,70 @@
+"""MindDataset pipelines: MindRecord -> decode -> augment -> resize -> normalise -> (train) match and encode.
+
+The per-sample work is numpy and cv2 in a python map; cv2 releases the GIL, so worker threads overlap.
+"""
+import cv2
+import mindspore.dataset as ds
+import numpy as np
+
+from ..box.coder import BoxCoder
+from ..box.matcher import AnchorTargetEncoder
+from .augment import EvalTransform, TrainTransform
+
+
+def decode_image(data):
+    """MindRecord bytes (an `S` array) -> HWC uint8 RGB."""
+    img = cv2.imdecode(np.frombuffer(data.tobytes(), np.uint8), cv2.IMREAD_COLOR)
+    if img is None:  # validated when the MindRecord was written, so this means the file changed under us
+        raise ValueError("a MindRecord image could not be decoded; rebuild it with --only_create_dataset")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+class TrainSample:
+    """One training sample: augmented CHW image, box targets [A, 4], labels [A] and the positive count."""
+
+    def __init__(self, cfg, anchors, seed):
+        self.transform = TrainTransform(tuple(cfg.img_shape), cfg.img_mean, cfg.img_std,
+                                        expand_prob=0.5 if cfg.augment else 0.0, crop=bool(cfg.augment),
+                                        flip_prob=0.5 if cfg.augment else 0.0, photometric=bool(cfg.augment))
+        neg_iou = cfg.ignore_threshold if cfg.ignore_threshold > 0 else None
+        self.encoder = AnchorTargetEncoder(anchors, BoxCoder(cfg.prior_scaling), cfg.match_threshold, neg_iou)
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, image, boxes, labels):
+        img = decode_image(image)
+        chw, boxes, labels = self.transform(img, boxes.reshape(-1, 4), labels.reshape(-1), self.rng)
+        loc, target_labels, num_pos = self.encoder(boxes, labels)
+        return chw, loc, target_labels, np.array(num_pos, np.int32)
+
+
+class EvalSample:
+    """Resize and normalise only; keeps the image id and the original (height, width)."""
+
+    def __init__(self, cfg):
+        self.transform = EvalTransform(tuple(cfg.img_shape), cfg.img_mean, cfg.img_std)
+
+    def __call__(self, image, img_id):
+        img = decode_image(image)
+        return self.transform(img), img_id, np.array(img.shape[:2], np.int32)
+
+
+def create_train_dataset(mindrecord_path, cfg, anchors, batch_size, rank=0, group_size=1, shuffle=True):
+    """Batches of (image [B,3,H,W], loc [B,A,4], labels [B,A], num_pos [B]); each rank reads its own shard."""
+    dataset = ds.MindDataset(mindrecord_path, columns_list=["image", "boxes", "labels"], shuffle=shuffle,
+                             num_shards=group_size if group_size > 1 else None,
+                             shard_id=rank if group_size > 1 else None, num_parallel_workers=1)
+    dataset = dataset.map(operations=TrainSample(cfg, anchors, cfg.seed + 1000 * rank),
+                          input_columns=["image", "boxes", "labels"],
+                          output_columns=["image", "loc", "labels", "num_pos"],
+                          num_parallel_workers=cfg.num_parallel_workers, python_multiprocessing=False)
+    return dataset.batch(batch_size, drop_remainder=True)
+
+
+def create_eval_dataset(mindrecord_path, cfg, batch_size):
+    """Batches of (image, img_id, original hw), in file order, the last batch possibly short."""
+    dataset = ds.MindDataset(mindrecord_path, columns_list=["image", "img_id"], shuffle=False,
+                             num_parallel_workers=1)
+    dataset = dataset.map(operations=EvalSample(cfg), input_columns=["image", "img_id"],
+                          output_columns=["image", "img_id", "image_hw"],
+                          num_parallel_workers=cfg.num_parallel_workers, python_multiprocessing=False)
+    return dataset.batch(batch_size, drop_remainder=False)

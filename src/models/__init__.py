@@ -1,0 +1,1 @@
+"""Detectors assembled from backbones, necks and heads."""

@@ -1,0 +1,2 @@
+"""Backbones: each module registers its factory on import."""
+from . import mobilenet_v2  # noqa: F401

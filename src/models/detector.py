@@ -1,0 +1,105 @@
+"""`build_detector(cfg, num_classes)`: backbone -> neck -> head by the config's model name, with its anchors.
+
+The anchors come from one generator, fed with the feature-map sizes that the model itself computes for
+`img_shape`; nothing derived is read from YAML. The data pipeline (matching) and the decoder (eval, export) use
+`detector.anchors`, so the three can never disagree.
+"""
+from dataclasses import dataclass
+
+import mindspore.nn as nn
+import numpy as np
+
+from ..box.anchors import build_anchor_generator
+from . import backbones  # noqa: F401  (registers the backbones)
+from . import recipes  # noqa: F401  (registers the models)
+from .registry import MODELS
+from .shapes import downsampled_hw
+
+LOSS_OUTPUTS = {"focal": "sigmoid", "softmax_hnm": "softmax"}
+
+
+@dataclass
+class DetectorSpec:
+    """What the rest of the pipeline needs to know about a built detector."""
+    model_name: str
+    img_shape: tuple
+    num_classes: int
+    num_outputs: int          # class channels per anchor: C for sigmoid, C + 1 (background first) for softmax
+    score_activation: str     # "sigmoid" or "softmax"
+    feature_sizes: list
+    anchors_per_location: list
+    anchors: np.ndarray       # [A, 4] normalised cx, cy, w, h
+
+    @property
+    def num_anchors(self):
+        return int(self.anchors.shape[0])
+
+
+class Detector(nn.Cell):
+    """A pure network: image [B, 3, H, W] -> (box deltas [B, A, 4], class logits [B, A, K])."""
+
+    def __init__(self, backbone, neck, head, spec):
+        super().__init__()
+        self.backbone = backbone
+        self.neck = neck
+        self.head = head
+        self.spec = spec
+
+    def construct(self, x):
+        features = self.backbone(x)
+        if self.neck is not None:
+            features = self.neck(features)
+        return self.head(features)
+
+
+def anchor_config(cfg):
+    """The anchor generator's arguments, from the flat config keys."""
+    if cfg.anchor_type == "ssd":
+        return {"type": "ssd", "min_scale": cfg.min_scale, "max_scale": cfg.max_scale,
+                "aspect_ratios": cfg.aspect_ratios, "steps": list(cfg.steps) or None,
+                "scales": list(cfg.anchor_scales) or None}
+    if cfg.anchor_type == "grid":
+        return {"type": "grid", "anchor_scale": cfg.anchor_scale, "scales": cfg.grid_scales,
+                "aspect_ratios": cfg.grid_ratios}
+    raise ValueError(f"anchor_type must be 'ssd' or 'grid', got {cfg.anchor_type!r}")
+
+
+def build_detector(cfg, num_classes):
+    """Assemble the detector named by `cfg.model_name` for `num_classes` object classes."""
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+    if cfg.loss not in LOSS_OUTPUTS:
+        raise ValueError(f"loss must be one of {sorted(LOSS_OUTPUTS)}, got {cfg.loss!r}")
+    img_shape = tuple(int(v) for v in cfg.img_shape)
+    if len(img_shape) != 2 or min(img_shape) < 32:
+        raise ValueError(f"img_shape must be [height, width] of at least 32, got {list(cfg.img_shape)}")
+    score_activation = LOSS_OUTPUTS[cfg.loss]
+    num_outputs = num_classes + 1 if score_activation == "softmax" else num_classes
+
+    generator = build_anchor_generator(anchor_config(cfg))
+    recipe = MODELS.get(cfg.model_name)
+    backbone, neck, head_factory = recipe(cfg)
+    in_sizes = [downsampled_hw(img_shape, s) for s in backbone.out_strides]
+    feature_sizes = neck.feature_sizes(in_sizes) if neck is not None else in_sizes
+    levels = len(feature_sizes)
+    per_location = generator.num_anchors_per_location(levels)
+    if len(per_location) != levels:
+        raise ValueError(f"{cfg.model_name}: the model has {levels} feature levels but the anchor settings "
+                         f"describe {len(per_location)} (check aspect_ratios / steps)")
+    if any(h < 1 or w < 1 for h, w in feature_sizes):
+        raise ValueError(f"{cfg.model_name}: img_shape {list(img_shape)} is too small, feature sizes "
+                         f"{feature_sizes}")
+    anchors = generator.generate(feature_sizes, img_shape)
+    expected = sum(h * w * k for (h, w), k in zip(feature_sizes, per_location))
+    if anchors.shape[0] != expected:
+        raise ValueError(f"{cfg.model_name}: anchor generator made {anchors.shape[0]} boxes, the head predicts "
+                         f"{expected}")
+    prior = float(cfg.prior_prob) if score_activation == "sigmoid" and cfg.prior_prob > 0 else None
+    head = head_factory(per_location, num_outputs, prior)
+    spec = DetectorSpec(cfg.model_name, img_shape, num_classes, num_outputs, score_activation, feature_sizes,
+                        per_location, anchors.astype(np.float32))
+    return Detector(backbone, neck, head, spec)
+
+
+def count_parameters(net):
+    return int(sum(np.prod(p.shape) for p in net.trainable_params()))

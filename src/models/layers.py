@@ -1,0 +1,132 @@
+"""Building blocks shared by every backbone, neck and head: conv-BN-activation, inverted residual, SE.
+
+Convolutions use explicit symmetric padding (`pad_mode="pad"`, k // 2), as PyTorch does: pretrained weights then
+line up, and ONNX export and onnxruntime accept every variant (a dilated `same` conv is rejected there).
+"""
+import math
+
+import mindspore.nn as nn
+import mindspore.ops as ops
+from mindspore.common.initializer import HeNormal, Normal, Constant
+
+
+class HSigmoid(nn.Cell):
+    """relu6(x + 3) / 6, written out because HSigmoid does not export to ONNX."""
+
+    def __init__(self):
+        super().__init__()
+        self.relu6 = nn.ReLU6()
+
+    def construct(self, x):
+        return self.relu6(x + 3.0) / 6.0
+
+
+class HSwish(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.hsigmoid = HSigmoid()
+
+    def construct(self, x):
+        return x * self.hsigmoid(x)
+
+
+def make_activation(name):
+    """An activation cell by name; None or 'none' gives None."""
+    if name in (None, "none"):
+        return None
+    factories = {"relu": nn.ReLU, "relu6": nn.ReLU6, "swish": nn.SiLU, "silu": nn.SiLU, "sigmoid": nn.Sigmoid,
+                 "hsigmoid": HSigmoid, "hswish": HSwish}
+    if name not in factories:
+        raise ValueError(f"unknown activation '{name}', expected one of {sorted(factories)}")
+    return factories[name]()
+
+
+def conv2d(in_channels, out_channels, kernel_size=3, stride=1, groups=1, dilation=1, has_bias=False,
+           weight_init=None, bias_init="zeros"):
+    padding = dilation * (kernel_size - 1) // 2
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, pad_mode="pad", padding=padding,
+                     dilation=dilation, group=groups, has_bias=has_bias,
+                     weight_init=weight_init or HeNormal(mode="fan_out", nonlinearity="relu"), bias_init=bias_init)
+
+
+def batch_norm(channels, momentum=0.9, eps=1e-5):
+    return nn.BatchNorm2d(channels, momentum=momentum, eps=eps)
+
+
+class ConvBNAct(nn.Cell):
+    """conv -> BN -> activation; the unit every model here is made of."""
+
+    def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, groups=1, dilation=1, act="relu"):
+        super().__init__()
+        self.conv = conv2d(in_channels, out_channels, kernel_size, stride, groups, dilation)
+        self.bn = batch_norm(out_channels)
+        self.act = make_activation(act)
+
+    def construct(self, x):
+        x = self.bn(self.conv(x))
+        if self.act is not None:
+            x = self.act(x)
+        return x
+
+
+class SqueezeExcite(nn.Cell):
+    """Channel attention: global mean -> reduce -> act -> expand -> gate. ReduceMean exports to ONNX."""
+
+    def __init__(self, channels, reduced_channels, act="relu", gate="sigmoid"):
+        super().__init__()
+        self.reduce = nn.Conv2d(channels, reduced_channels, 1, has_bias=True, weight_init=HeNormal())
+        self.act = make_activation(act)
+        self.expand = nn.Conv2d(reduced_channels, channels, 1, has_bias=True, weight_init=HeNormal())
+        self.gate = make_activation(gate)
+        self.mean = ops.ReduceMean(keep_dims=True)
+
+    def construct(self, x):
+        s = self.mean(x, (2, 3))
+        s = self.gate(self.expand(self.act(self.reduce(s))))
+        return x * s
+
+
+class InvertedResidual(nn.Cell):
+    """MobileNetV2 block: 1x1 expand -> 3x3 depthwise -> 1x1 linear projection, residual when shapes allow.
+
+    `expand_ratio` may be below 1 (the SSD extra layers shrink). `last_act` adds an activation after the
+    projection, as the model zoo's SSD extra layers do. `expansion_output()` exposes the expanded tensor, which
+    SSD-MobileNetV2 taps at stride 16.
+    """
+
+    def __init__(self, in_channels, out_channels, stride, expand_ratio, act="relu6", last_act=None):
+        super().__init__()
+        hidden = int(round(in_channels * expand_ratio))
+        self.use_residual = stride == 1 and in_channels == out_channels
+        self.expand = ConvBNAct(in_channels, hidden, 1, act=act) if expand_ratio != 1 else None
+        self.depthwise = ConvBNAct(hidden, hidden, 3, stride, groups=hidden, act=act)
+        self.project = ConvBNAct(hidden, out_channels, 1, act=last_act)
+        self.hidden_channels = hidden
+
+    def expanded(self, x):
+        return self.expand(x) if self.expand is not None else x
+
+    def from_expanded(self, x, h):
+        out = self.project(self.depthwise(h))
+        return x + out if self.use_residual else out
+
+    def construct(self, x):
+        return self.from_expanded(x, self.expanded(x))
+
+
+def head_conv_init(std=0.01):
+    return Normal(sigma=std)
+
+
+def prior_bias_init(prior_prob):
+    """Bias so that sigmoid(bias) = prior_prob: the focal-loss start that keeps early losses small."""
+    return Constant(-math.log((1.0 - prior_prob) / prior_prob))
+
+
+def make_divisible(value, divisor=8, min_value=None):
+    """Round channels to a multiple of `divisor`, never down by more than 10% (MobileNet's rule)."""
+    min_value = min_value or divisor
+    new_value = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new_value < 0.9 * value:
+        new_value += divisor
+    return new_value

@@ -1,0 +1,19 @@
+"""Model recipes: which backbone, neck and head make each named detector.
+
+A recipe returns (backbone, neck, head_factory); `build_detector` calls the head factory with the anchors per
+location and the number of class outputs, which it derives from the anchor settings and the loss.
+"""
+from .heads import SSDHead
+from .necks import InvertedResidualExtras
+from .registry import BACKBONES, register_model
+
+
+@register_model("ssd_mobilenet_v2")
+def ssd_mobilenet_v2(cfg):
+    """SSD-MobileNetV2 as in the MindSpore model zoo's ssd300: SSDLite-style heads on six levels."""
+    backbone = BACKBONES.get("mobilenet_v2")(width_mult=cfg.width_mult)
+    neck = InvertedResidualExtras(backbone.out_channels)
+
+    def head(anchors_per_location, num_outputs, prior_prob):
+        return SSDHead(neck.out_channels, anchors_per_location, num_outputs, separable=True, prior_prob=prior_prob)
+    return backbone, neck, head

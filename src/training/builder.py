@@ -1,0 +1,88 @@
+"""Assemble a training session from the config: detector, data, loss, optimizer, step, resume, evaluation."""
+import logging
+from dataclasses import dataclass
+
+from ..data.pipeline import create_eval_dataset, create_train_dataset
+from ..data.records import DatasetError
+from ..evaluation.coco_evaluator import COCOEvaluator
+from ..evaluation.postprocess import NMSParams
+from ..evaluation.runner import evaluate_dataset
+from ..losses import DetectionLoss
+from ..models.detector import build_detector, count_parameters
+from ..models.inference import InferenceNet
+from .checkpoint import load_into, load_train_state, read_checkpoint
+from .lr_schedule import warmup_cosine_lr
+from .train_step import TrainStep, build_loss_scale, build_optimizer
+from .trainer import Trainer
+
+log = logging.getLogger("ssd")
+
+
+@dataclass
+class TrainingSession:
+    cfg: object
+    net: object
+    train_step: object
+    dataset: object
+    lr: object
+    start_epoch: int
+    meta: dict
+    is_main: bool
+    evaluate: object = None
+
+    def trainer(self, run_dir):
+        return Trainer(self.net, self.train_step, self.dataset, self.lr, self.cfg, run_dir, self.meta,
+                       self.is_main, self.evaluate)
+
+
+def make_evaluator(cfg, net, eval_info):
+    """A function that evaluates `net` on the eval MindRecord and returns COCOEvaluator's result."""
+    infer = InferenceNet(net, cfg.prior_scaling)
+    dataset = create_eval_dataset(eval_info.path, cfg, cfg.eval_batch_size)
+    evaluator = COCOEvaluator(eval_info.gt_json, eval_info.class_names, eval_info.category_ids)
+    params = NMSParams.from_config(cfg)
+
+    def evaluate():
+        result = evaluate_dataset(infer, dataset, cfg.eval_batch_size, params, evaluator, verbose=False)
+        net.set_train(True)
+        return result
+    return evaluate
+
+
+def build_training(cfg, train_info, num_classes, device, eval_info=None):
+    net = build_detector(cfg, num_classes)
+    log.info(f"{cfg.model_name}: {count_parameters(net):,} parameters, {net.spec.num_anchors} anchors, "
+             f"feature maps {net.spec.feature_sizes}")
+    if cfg.pre_trained:
+        params, _ = read_checkpoint(cfg.pre_trained)
+        loaded, missing, unexpected = load_into(net, params, cfg.pre_trained,
+                                                filter_prefixes=tuple(cfg.checkpoint_filter_list))
+        log.info(f"pre_trained {cfg.pre_trained}: loaded {len(loaded)} parameters, {len(missing)} missing, "
+                 f"{len(unexpected)} unexpected")
+
+    dataset = create_train_dataset(train_info.path, cfg, net.spec.anchors, cfg.batch_size, device.rank,
+                                   device.group_size)
+    steps = dataset.get_dataset_size()
+    if steps == 0:
+        raise DatasetError(f"{train_info.num_images} training images are fewer than one batch of "
+                           f"{cfg.batch_size} per device; lower --batch_size")
+    lr = warmup_cosine_lr(cfg.lr, steps, cfg.epoch_size, cfg.warmup_epochs, cfg.lr_end_ratio)
+    loss = DetectionLoss(net, cfg.loss, cfg.focal_alpha, cfg.focal_gamma, cfg.neg_pos_ratio, cfg.box_loss_beta,
+                         cfg.box_loss_weight)
+    optimizer = build_optimizer(net, lr, cfg.momentum, cfg.weight_decay)
+    train_step = TrainStep(loss, optimizer, build_loss_scale(cfg.loss_scale_type, cfg.loss_scale),
+                           cfg.grad_clip_norm)
+    train_step.set_train(True)
+
+    start_epoch = 0
+    if cfg.resume:
+        params, meta = read_checkpoint(cfg.resume)
+        load_into(net, params, cfg.resume, strict=True)
+        load_train_state(train_step, params, cfg.resume)
+        start_epoch = int(meta.get("epoch", 0))
+        log.info(f"resumed {cfg.resume} at epoch {start_epoch}, step {meta.get('global_step', 0)}")
+
+    meta = {"model_name": cfg.model_name, "class_names": list(train_info.class_names),
+            "category_ids": [int(c) for c in train_info.category_ids]}
+    evaluate = make_evaluator(cfg, net, eval_info) if eval_info is not None else None
+    return TrainingSession(cfg, net, train_step, dataset, lr, start_epoch, meta, device.is_main, evaluate)

@@ -1,0 +1,55 @@
+"""One training step: loss scaling (fixed or dynamic), gradient all-reduce, overflow skip, global-norm clipping."""
+import mindspore as ms
+import mindspore.nn as nn
+import mindspore.ops as ops
+
+_grad_scale = ops.MultitypeFuncGraph("grad_scale")
+
+
+@_grad_scale.register("Tensor", "Tensor")
+def _unscale(scale, grad):
+    return grad * ops.cast(ops.Reciprocal()(scale), ops.dtype(grad))
+
+
+class TrainStep(nn.TrainOneStepWithLossScaleCell):
+    """MindSpore's loss-scale step plus gradient clipping. Returns (loss, overflow, loss scale).
+
+    When the gradients overflow (inf/NaN) the optimizer step is skipped; a dynamic scale then shrinks.
+    """
+
+    def __init__(self, network_with_loss, optimizer, scale_sense, clip_norm=0.0):
+        super().__init__(network_with_loss, optimizer, scale_sense)
+        self.clip_norm = float(clip_norm)
+
+    def construct(self, *inputs):
+        loss = self.network(*inputs)
+        scaling_sens = self.scale_sense
+        status = ms.Tensor([0] * 8, ms.int32)
+        sens = ops.ones_like(loss) * ops.cast(scaling_sens, ops.dtype(loss))
+        grads = self.grad(self.network, self.weights)(*inputs, sens)
+        grads = self.hyper_map(ops.partial(_grad_scale, scaling_sens), grads)
+        grads = self.grad_reducer(grads)
+        cond = self.get_overflow_status(status, grads)
+        overflow = self.process_loss_scale(cond)
+        if self.clip_norm > 0:
+            grads = ops.clip_by_global_norm(grads, self.clip_norm)
+        if not overflow:
+            loss = ops.depend(loss, self.optimizer(grads))
+        return loss, cond, scaling_sens
+
+
+def build_loss_scale(loss_scale_type, loss_scale):
+    if loss_scale_type == "dynamic":
+        return nn.DynamicLossScaleUpdateCell(loss_scale_value=loss_scale, scale_factor=2, scale_window=1000)
+    if loss_scale_type == "fixed":
+        return ms.Tensor(loss_scale, ms.float32)
+    raise ValueError(f"loss_scale_type must be 'fixed' or 'dynamic', got {loss_scale_type!r}")
+
+
+def build_optimizer(network, lr, momentum, weight_decay):
+    """Momentum SGD; weight decay on conv and dense weights only, not on BN parameters or biases."""
+    decay, no_decay = [], []
+    for p in network.trainable_params():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return nn.Momentum(groups, learning_rate=ms.Tensor(lr), momentum=momentum)

@@ -1,0 +1,135 @@
+"""The training loop: steps, progress lines, checkpoints, periodic evaluation and best.ckpt."""
+import logging
+import math
+import os
+import time
+
+import numpy as np
+
+from .checkpoint import save_checkpoint
+
+log = logging.getLogger("ssd")
+
+
+def setup_logging(run_dir=None, rank=0):
+    """Progress to the console and, on rank 0 with a run folder, to `run_dir/train.log`."""
+    logger = logging.getLogger("ssd")
+    logger.setLevel(logging.INFO)
+    logger.handlers.clear()
+    logger.propagate = False
+    fmt = logging.Formatter(f"%(asctime)s [rank {rank}] %(message)s" if rank else "%(asctime)s %(message)s",
+                            "%H:%M:%S")
+    console = logging.StreamHandler()
+    console.setFormatter(fmt)
+    logger.addHandler(console)
+    if run_dir:
+        os.makedirs(run_dir, exist_ok=True)
+        handler = logging.FileHandler(os.path.join(run_dir, "train.log" if rank == 0 else f"train_rank{rank}.log"))
+        handler.setFormatter(fmt)
+        logger.addHandler(handler)
+    return logger
+
+
+def _duration(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class Trainer:
+    """Runs `train_step` over `dataset` for the remaining epochs of a learning-rate schedule.
+
+    `evaluate()` (optional) returns a result dict with `mAP`; the best finite mAP is kept as best.ckpt.
+    """
+
+    def __init__(self, net, train_step, dataset, lr, cfg, run_dir, meta, is_main=True, evaluate=None,
+                 max_nan_steps=10):
+        self.net = net
+        self.train_step = train_step
+        self.dataset = dataset
+        self.lr = lr
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.meta = meta
+        self.is_main = is_main
+        self.evaluate = evaluate
+        self.max_nan_steps = max_nan_steps
+        self.steps_per_epoch = dataset.get_dataset_size()
+        self.best_map = -math.inf
+        self.history = []
+
+    def _save(self, name, epoch, global_step):
+        if not self.is_main:
+            return None
+        meta = dict(self.meta, epoch=epoch, global_step=global_step)
+        return save_checkpoint(os.path.join(self.run_dir, name), self.net, self.train_step, meta)
+
+    def _prune(self):
+        epochs = sorted((int(f[6:-5]), f) for f in os.listdir(self.run_dir)
+                        if f.startswith("epoch_") and f.endswith(".ckpt") and f[6:-5].isdigit())
+        for _, f in epochs[:max(len(epochs) - self.cfg.keep_checkpoint_max, 0)]:
+            os.remove(os.path.join(self.run_dir, f))
+
+    def fit(self, start_epoch=0):
+        cfg = self.cfg
+        epochs = cfg.epoch_size
+        if start_epoch >= epochs:
+            log.info(f"nothing to do: the run is already at epoch {start_epoch} of {epochs}")
+            return self.history
+        iterator = self.dataset.create_tuple_iterator(num_epochs=epochs - start_epoch)
+        global_step = start_epoch * self.steps_per_epoch
+        batch = cfg.batch_size
+        step_times = []
+        nan_steps = 0
+        run_start = time.perf_counter()
+        for epoch in range(start_epoch, epochs):
+            self.net.set_train(True)
+            losses = []
+            tick = time.perf_counter()
+            for i, inputs in enumerate(iterator):
+                loss, overflow, scale = self.train_step(*inputs)
+                loss = float(loss.asnumpy())
+                now = time.perf_counter()
+                step_times.append(now - tick)
+                tick = now
+                global_step += 1
+                if not math.isfinite(loss) or bool(overflow.asnumpy()):
+                    nan_steps += 1
+                    log.warning(f"epoch {epoch + 1} step {i + 1}: loss {loss} is not finite or the gradients "
+                                f"overflowed (loss scale {float(scale.asnumpy()):g}); the step was skipped")
+                    if nan_steps >= self.max_nan_steps:
+                        raise FloatingPointError(f"{nan_steps} non-finite steps; stopping. The last good "
+                                                 f"checkpoint is {os.path.join(self.run_dir, 'last.ckpt')}")
+                    continue
+                nan_steps = 0
+                losses.append(loss)
+                if (i + 1) % cfg.log_interval == 0 or i + 1 == self.steps_per_epoch:
+                    recent = step_times[-cfg.log_interval:]
+                    sec = float(np.median(recent))
+                    remaining = (epochs * self.steps_per_epoch - global_step) * sec
+                    log.info(f"epoch {epoch + 1}/{epochs} step {i + 1}/{self.steps_per_epoch} "
+                             f"loss {np.mean(losses[-cfg.log_interval:]):.4f} "
+                             f"lr {self.lr[min(global_step - 1, len(self.lr) - 1)]:.5f} "
+                             f"{batch / sec:.1f} img/s ({sec:.2f} s/step) ETA {_duration(remaining)}")
+            epoch_loss = float(np.mean(losses)) if losses else float("nan")
+            record = {"epoch": epoch + 1, "loss": epoch_loss}
+            self._save("last.ckpt", epoch + 1, global_step)
+            if (epoch + 1) % cfg.save_checkpoint_epochs == 0 or epoch + 1 == epochs:
+                if self.is_main:
+                    self._save(f"epoch_{epoch + 1}.ckpt", epoch + 1, global_step)
+                    self._prune()
+            if self.evaluate and ((epoch + 1) % cfg.eval_interval == 0 or epoch + 1 == epochs):
+                result = self.evaluate()
+                record["mAP"] = result["mAP"]
+                if math.isfinite(result["mAP"]) and result["mAP"] > self.best_map:
+                    self.best_map = result["mAP"]
+                    self._save("best.ckpt", epoch + 1, global_step)
+                    log.info(f"epoch {epoch + 1}: mAP {result['mAP']:.4f}, the best so far: saved best.ckpt")
+                else:
+                    log.info(f"epoch {epoch + 1}: mAP {result['mAP']:.4f} (best {self.best_map:.4f})")
+            self.history.append(record)
+        total = time.perf_counter() - run_start
+        # The first steps include graph compilation; the median of the rest is the steady-state speed.
+        steady = step_times[2:] or step_times
+        log.info(f"training done in {_duration(total)}; median {np.median(steady):.3f} s/step, "
+                 f"{batch / np.median(steady):.1f} img/s at batch {batch}")
+        return self.history
