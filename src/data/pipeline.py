@@ -9,11 +9,13 @@ import numpy as np
 from ..box.coder import BoxCoder
 from ..box.matcher import AnchorTargetEncoder
 from .augment import EvalTransform, TrainTransform
+from .mindrecord import decode_image as decode_bgr
+from .mindrecord import unpack_targets
 
 
 def decode_image(data):
     """MindRecord bytes (an `S` array) -> HWC uint8 RGB."""
-    img = cv2.imdecode(np.frombuffer(data.tobytes(), np.uint8), cv2.IMREAD_COLOR)
+    img = decode_bgr(data)
     if img is None:  # validated when the MindRecord was written, so this means the file changed under us
         raise ValueError("a MindRecord image could not be decoded; rebuild it with --only_create_dataset")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
@@ -30,9 +32,10 @@ class TrainSample:
         self.encoder = AnchorTargetEncoder(anchors, BoxCoder(cfg.prior_scaling), cfg.match_threshold, neg_iou)
         self.rng = np.random.default_rng(seed)
 
-    def __call__(self, image, boxes, labels):
+    def __call__(self, image, boxes, labels, num_boxes):
         img = decode_image(image)
-        chw, boxes, labels = self.transform(img, boxes.reshape(-1, 4), labels.reshape(-1), self.rng)
+        boxes, labels = unpack_targets(boxes, labels, num_boxes)
+        chw, boxes, labels = self.transform(img, boxes, labels, self.rng)
         loc, target_labels, num_pos = self.encoder(boxes, labels)
         return chw, loc, target_labels, np.array(num_pos, np.int32)
 
@@ -50,11 +53,11 @@ class EvalSample:
 
 def create_train_dataset(mindrecord_path, cfg, anchors, batch_size, rank=0, group_size=1, shuffle=True):
     """Batches of (image [B,3,H,W], loc [B,A,4], labels [B,A], num_pos [B]); each rank reads its own shard."""
-    dataset = ds.MindDataset(mindrecord_path, columns_list=["image", "boxes", "labels"], shuffle=shuffle,
+    dataset = ds.MindDataset(mindrecord_path, columns_list=["image", "boxes", "labels", "num_boxes"], shuffle=shuffle,
                              num_shards=group_size if group_size > 1 else None,
                              shard_id=rank if group_size > 1 else None, num_parallel_workers=1)
     dataset = dataset.map(operations=TrainSample(cfg, anchors, cfg.seed + 1000 * rank),
-                          input_columns=["image", "boxes", "labels"],
+                          input_columns=["image", "boxes", "labels", "num_boxes"],
                           output_columns=["image", "loc", "labels", "num_pos"],
                           num_parallel_workers=cfg.num_parallel_workers, python_multiprocessing=False)
     return dataset.batch(batch_size, drop_remainder=True)
