@@ -82,10 +82,11 @@ def build_detector(cfg, num_classes):
     in_sizes = [downsampled_hw(img_shape, s) for s in backbone.out_strides]
     feature_sizes = neck.feature_sizes(in_sizes) if neck is not None else in_sizes
     levels = len(feature_sizes)
-    per_location = generator.num_anchors_per_location(levels)
-    if len(per_location) != levels:
-        raise ValueError(f"{cfg.model_name}: the model has {levels} feature levels but the anchor settings "
-                         f"describe {len(per_location)} (check aspect_ratios / steps)")
+    try:
+        per_location = generator.num_anchors_per_location(levels)
+    except ValueError as e:
+        raise ValueError(f"{cfg.model_name} at img_shape {list(img_shape)} has {levels} feature levels "
+                         f"{feature_sizes}, but the anchor settings disagree: {e}") from None
     if any(h < 1 or w < 1 for h, w in feature_sizes):
         raise ValueError(f"{cfg.model_name}: img_shape {list(img_shape)} is too small, feature sizes "
                          f"{feature_sizes}")

@@ -2,6 +2,7 @@
 import mindspore as ms
 import mindspore.nn as nn
 import mindspore.ops as ops
+from mindspore.amp import all_finite
 
 _grad_scale = ops.MultitypeFuncGraph("grad_scale")
 
@@ -20,6 +21,9 @@ class TrainStep(nn.TrainOneStepWithLossScaleCell):
     def __init__(self, network_with_loss, optimizer, scale_sense, clip_norm=0.0):
         super().__init__(network_with_loss, optimizer, scale_sense)
         self.clip_norm = float(clip_norm)
+        # The base class reads the Ascend float-status registers on every non-GPU target, which the CPU lacks;
+        # the inf/NaN check over the gradients works everywhere but on Ascend 910A.
+        self.check_by_value = ms.get_context("device_target") != "Ascend"
 
     def construct(self, *inputs):
         loss = self.network(*inputs)
@@ -29,7 +33,12 @@ class TrainStep(nn.TrainOneStepWithLossScaleCell):
         grads = self.grad(self.network, self.weights)(*inputs, sens)
         grads = self.hyper_map(ops.partial(_grad_scale, scaling_sens), grads)
         grads = self.grad_reducer(grads)
-        cond = self.get_overflow_status(status, grads)
+        if self.check_by_value:
+            cond = ops.logical_not(all_finite(grads))
+            if self.is_distributed:
+                cond = self.allreduce(ops.cast(cond, ms.float32)) > 0
+        else:
+            cond = self.get_overflow_status(status, grads)
         overflow = self.process_loss_scale(cond)
         if self.clip_norm > 0:
             grads = ops.clip_by_global_norm(grads, self.clip_norm)

@@ -1,0 +1,103 @@
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from src.config import DEFAULT_CONFIG, ConfigError, load_config, load_yaml_chain, parse_config
+
+
+def _write(path, data):
+    path.write_text(yaml.safe_dump(data) if isinstance(data, dict) else data)
+    return str(path)
+
+
+def test_model_config_inherits_and_overrides(tmp_path):
+    base = _write(tmp_path / "base.yaml", "lr: 0.1\nimg_shape: [300, 300]\nname: a\n---\nlr: learning rate\n")
+    child = _write(tmp_path / "child.yaml", f"__BASE__: base.yaml\nlr: 0.5\n")
+    values, helps = load_yaml_chain(child)
+    assert values == {"lr": 0.5, "img_shape": [300, 300], "name": "a"}
+    assert helps["lr"] == "learning rate"
+
+
+def test_model_config_with_unknown_key_names_file_and_key(tmp_path):
+    _write(tmp_path / "base.yaml", "lr: 0.1\n")
+    child = _write(tmp_path / "child.yaml", "__BASE__: base.yaml\nlrr: 0.5\n")
+    with pytest.raises(ConfigError, match=r"child.yaml: unknown key 'lrr' \(did you mean 'lr'\?\)"):
+        load_yaml_chain(child)
+
+
+def test_model_config_with_wrong_type_is_rejected(tmp_path):
+    _write(tmp_path / "base.yaml", "epochs: 10\n")
+    child = _write(tmp_path / "child.yaml", "__BASE__: base.yaml\nepochs: ten\n")
+    with pytest.raises(ConfigError, match="'epochs' expects an integer"):
+        load_yaml_chain(child)
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path):
+    bad = _write(tmp_path / "bad.yaml", "lr: 0.1\nsteps: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:\d+: invalid YAML"):
+        load_yaml_chain(bad)
+
+
+def test_cli_overrides_are_typed():
+    cfg = parse_config(["--lr", "0.05", "--img_shape", "320", "320", "--run_eval", "True", "--epoch_size", "3",
+                        "--aspect_ratios", "[[2], [2, 3]]", "--steps", "[]", "--classes", "cat", "dog"])
+    assert cfg.lr == 0.05 and isinstance(cfg.lr, float)
+    assert cfg.img_shape == [320, 320]
+    assert cfg.run_eval is True
+    assert cfg.epoch_size == 3
+    assert cfg.aspect_ratios == [[2], [2, 3]]
+    assert cfg.steps == []
+    assert cfg.classes == ["cat", "dog"]
+
+
+def test_int_given_to_float_key_becomes_float():
+    assert parse_config(["--lr", "1"]).lr == 1.0
+
+
+def test_every_key_has_help_text():
+    values, helps = load_yaml_chain(DEFAULT_CONFIG)
+    assert set(values) - set(helps) == set()
+
+
+def test_model_configs_load_and_name_a_registered_model(repo_root):
+    from src.models.registry import MODELS
+    import src.models.detector  # noqa: F401  (registers models)
+    folder = os.path.join(repo_root, "configs")
+    names = [f for f in os.listdir(folder) if f.endswith(".yaml")]
+    assert names
+    for name in names:
+        cfg = load_config(os.path.join(folder, name))
+        assert cfg.model_name in MODELS.names()
+
+
+def _run_train(args):
+    return subprocess.run([sys.executable, "train.py", *args], cwd=os.path.dirname(DEFAULT_CONFIG),
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lrr", "0.1"], "unknown key '--lrr' (did you mean '--lr'?)"),
+    (["--lr", "fast"], "key 'lr' expects a number, got 'fast'"),
+    (["--img_shape", "300", "x"], "key 'img_shape' expects an integer, got 'x'"),
+    (["--run_eval", "maybe"], "key 'run_eval' expects true or false"),
+])
+def test_bad_cli_is_one_line_and_exit_2(args, message):
+    proc = _run_train(args)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.strip().splitlines() if "error:" in line]
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_lists_keys_with_help_text():
+    proc = _run_train(["-h"])
+    assert proc.returncode == 0
+    assert "--match_threshold" in proc.stdout and "IoU at or above which an anchor is positive" in proc.stdout
+
+
+def test_load_config_override_is_type_checked():
+    with pytest.raises(ConfigError, match="'batch_size' expects an integer"):
+        load_config(batch_size="eight")
