@@ -34,7 +34,10 @@ class Config(dict):
         self[name] = value
 
     def to_yaml(self):
-        return yaml.safe_dump(dict(self), sort_keys=False, default_flow_style=None)
+        """The resolved config as a loadable YAML file: it inherits the key set and help of default_config.yaml."""
+        values = {BASE_KEY: DEFAULT_CONFIG}
+        values.update((k, v) for k, v in self.items() if k != "config_path")
+        return yaml.safe_dump(values, sort_keys=False, default_flow_style=None)
 
 
 def _read_yaml_documents(path):
@@ -123,6 +126,8 @@ def load_yaml_chain(path):
 
     # The root of the chain defines the keys; every other file may only change them.
     root_path, merged, helps = chain[-1]
+    if "config_path" in merged:
+        raise ConfigError(f"{root_path}: 'config_path' is reserved for the command line")
     merged = dict(merged)
     helps = dict(helps)
     for path, values, extra_help in reversed(chain[:-1]):

@@ -101,3 +101,11 @@ def test_help_lists_keys_with_help_text():
 def test_load_config_override_is_type_checked():
     with pytest.raises(ConfigError, match="'batch_size' expects an integer"):
         load_config(batch_size="eight")
+
+
+def test_saved_run_config_loads_back_as_a_config_file(tmp_path):
+    cfg = parse_config(["--lr", "0.123", "--img_shape", "200", "200"])
+    path = tmp_path / "config.yaml"
+    path.write_text(cfg.to_yaml())
+    again = parse_config(["--config_path", str(path), "--epoch_size", "2"])
+    assert again.lr == 0.123 and again.img_shape == [200, 200] and again.epoch_size == 2

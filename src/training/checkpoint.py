@@ -9,7 +9,6 @@ import json
 import os
 
 import mindspore as ms
-import numpy as np
 
 TRAIN_STATE = "train_state."
 META_KEYS = ("epoch", "global_step", "model_name", "class_names", "category_ids")
@@ -111,12 +110,13 @@ def load_train_state(train_cell, params, path):
     restored = 0
     for param in train_cell.get_parameters():
         key = TRAIN_STATE + param.name
-        if key in params:
+        # The lr schedule is rebuilt from the config (it may be longer now); its position is the step counter.
+        if key in params and param.name != "learning_rate":
             value = params[key].asnumpy()
             if value.shape != tuple(param.shape):
                 raise CheckpointError(f"{path}: train state '{param.name}' has shape {value.shape}, expected "
                                       f"{tuple(param.shape)}")
-            param.set_data(ms.Tensor(value.astype(np.dtype(ms.dtype_to_nptype(param.dtype))), param.dtype))
+            param.set_data(ms.Tensor(value, param.dtype))
             restored += 1
     if restored == 0:
         raise CheckpointError(f"{path}: holds no optimizer state, so it cannot be resumed (use --pre_trained)")

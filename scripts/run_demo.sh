@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The main job on a fresh machine: train on the built-in synthetic set, then evaluate the final checkpoint.
+# Usage: bash scripts/run_demo.sh [extra train.py flags...]     (e.g. --epoch_size 5 for a quick look)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN_NAME=${RUN_NAME:-demo}
+python train.py --dataset demo --run_name "$RUN_NAME" "$@"
+python eval.py --dataset demo --checkpoint_path "runs/$RUN_NAME/last.ckpt"
