@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.box import GridAnchorGenerator, SSDAnchorGenerator, build_anchor_generator
+from src.box.anchors import GridAnchorGenerator, SSDAnchorGenerator, build_anchor_generator
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 

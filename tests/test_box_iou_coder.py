@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from src.box import BBOX_XFORM_CLIP, BoxCoder, box_area, box_iou, cxcywh_to_xyxy, xyxy_to_cxcywh
+from src.box.coder import BBOX_XFORM_CLIP, BoxCoder
+from src.box.iou import box_area, box_iou, cxcywh_to_xyxy, xyxy_to_cxcywh
 
 
 def test_box_area_clamps_inverted_boxes():

@@ -4,8 +4,10 @@ import math
 import numpy as np
 import pytest
 
-from src.box import (BACKGROUND, IGNORED, AnchorTargetEncoder, BoxCoder, GridAnchorGenerator, SSDAnchorGenerator,
-                     box_iou, cxcywh_to_xyxy, match_anchors)
+from src.box.anchors import GridAnchorGenerator, SSDAnchorGenerator
+from src.box.coder import BoxCoder
+from src.box.iou import box_iou, cxcywh_to_xyxy
+from src.box.matcher import BACKGROUND, IGNORED, AnchorTargetEncoder, match_anchors
 
 
 def test_match_thresholds_ignore_band_forced_and_conflict():

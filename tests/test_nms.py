@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from src.box import batched_nms, multiclass_nms, nms
+from src.box.nms import batched_nms, multiclass_nms, nms
 
 
 def _iou(a, b):
