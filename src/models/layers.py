@@ -44,9 +44,13 @@ def make_activation(name):
 def conv2d(in_channels, out_channels, kernel_size=3, stride=1, groups=1, dilation=1, has_bias=False,
            weight_init=None, bias_init="zeros"):
     padding = dilation * (kernel_size - 1) // 2
+    if weight_init is None:
+        # fan_out of a depthwise kernel counts all channels (C * k * k), which makes its weights tiny; behind BN a
+        # tiny weight gets a huge gradient (1 / |w|), and from scratch the training stalls. fan_in (k * k) does not.
+        weight_init = HeNormal(mode="fan_in" if groups > 1 else "fan_out", nonlinearity="relu")
     return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, pad_mode="pad", padding=padding,
-                     dilation=dilation, group=groups, has_bias=has_bias,
-                     weight_init=weight_init or HeNormal(mode="fan_out", nonlinearity="relu"), bias_init=bias_init)
+                     dilation=dilation, group=groups, has_bias=has_bias, weight_init=weight_init,
+                     bias_init=bias_init)
 
 
 def batch_norm(channels, momentum=0.9, eps=1e-5):
