@@ -31,7 +31,8 @@ DEMO_VERSION = 1              # bump when the drawing changes, so cached sets ar
 META_NAME = "demo_meta.json"
 SPLITS = (("train2017", 1), ("val2017", 2))   # folder, seed component
 
-MIN_OBJECT_PX = 16
+# SSD300's smallest default box is 30 px; much smaller objects could only be matched by force.
+MIN_OBJECT_PX = 28
 MAX_OBJECT_PX = 200
 MAX_OBJECTS = 6
 MIN_VISIBLE = 0.6             # an occluded object keeps at least this share of its pixels
