@@ -13,34 +13,26 @@ from src.config import parse_config
 
 def main(argv=None):
     cfg = parse_config(argv, description="Evaluate a detector checkpoint with COCO mAP.",
-                       required=("checkpoint_path",))
-    from src.data.pipeline import create_eval_dataset
+                       required=("checkpoint_path",), run_config_from="checkpoint_path")
     from src.data.sources import prepare_split, resolve_num_classes
     from src.device import setup_device
-    from src.evaluation.coco_evaluator import COCOEvaluator
-    from src.evaluation.postprocess import NMSParams
-    from src.evaluation.runner import evaluate_dataset
+    from src.evaluation.runner import DatasetEvaluator
     from src.models.detector import build_detector
-    from src.models.inference import InferenceNet
     from src.training.checkpoint import load_into, read_checkpoint
 
     params, meta = read_checkpoint(cfg.checkpoint_path)
     setup_device(cfg)
     # The checkpoint's class list keeps labels aligned with what the model was trained on.
     info = prepare_split(cfg, "eval", classes=list(cfg.classes) or meta.get("class_names"))
-    num_classes = resolve_num_classes(cfg, info.class_names)
-    net = build_detector(cfg, num_classes)
+    net = build_detector(cfg, resolve_num_classes(cfg, info.class_names))
     load_into(net, params, cfg.checkpoint_path, strict=True)
-    infer = InferenceNet(net, cfg.prior_scaling)
-    dataset = create_eval_dataset(info.path, cfg, cfg.eval_batch_size)
-    evaluator = COCOEvaluator(info.gt_json, info.class_names, info.category_ids)
+    evaluator = DatasetEvaluator(cfg, net, info)
     print(f"evaluating {cfg.checkpoint_path} on {info.num_images} images")
-    result = evaluate_dataset(infer, dataset, cfg.eval_batch_size, NMSParams.from_config(cfg), evaluator)
+    result = evaluator()
     stem = os.path.splitext(os.path.abspath(cfg.checkpoint_path))[0]
-    evaluator.save(stem + "_detections.json")
+    evaluator.coco.save(stem + "_detections.json")
     with open(stem + "_eval.json", "w", encoding="utf-8") as f:
-        json.dump({k: v for k, v in result.items() if k != "stats"} | {"stats": list(result["stats"])}, f,
-                  indent=1, default=float)
+        json.dump(result, f, indent=1, default=float)
     print(f"detections written to {stem}_detections.json; {result['images_per_second']:.1f} images/s")
     return 0
 

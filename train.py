@@ -9,7 +9,7 @@ import sys
 import time
 
 import src  # noqa: F401  (sets the oneDNN CPU kernel choice before MindSpore loads)
-from src.cli import fail, run_main
+from src.cli import run_main
 from src.config import parse_config
 
 
@@ -21,8 +21,14 @@ def make_run_dir(cfg):
 
 
 def main(argv=None):
-    cfg = parse_config(argv, description="Train a single-shot detector.")
+    cfg = parse_config(argv, description="Train a single-shot detector.", run_config_from="resume")
     from src.data.sources import prepare_split, resolve_num_classes
+    from src.training.checkpoint import CheckpointError
+
+    # Checked before the (possibly long) dataset conversion.
+    for key in ("resume", "pre_trained"):
+        if cfg[key] and not os.path.isfile(cfg[key]):
+            raise CheckpointError(f"--{key}: checkpoint not found: {cfg[key]}")
 
     if cfg.only_create_dataset:
         info = prepare_split(cfg, "train")

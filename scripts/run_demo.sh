@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN_NAME=${RUN_NAME:-demo}
 python train.py --dataset demo --run_name "$RUN_NAME" "$@"
-python eval.py --dataset demo --checkpoint_path "runs/$RUN_NAME/last.ckpt"
+python eval.py --checkpoint_path "runs/$RUN_NAME/last.ckpt"   # reads runs/$RUN_NAME/config.yaml

@@ -17,8 +17,46 @@ DEFAULT_CONFIG = os.path.join(REPO_ROOT, "default_config.yaml")
 BASE_KEY = "__BASE__"
 
 
+# Values a key may take, and keys that must be positive: checked once, so that a typo is one line, not a
+# traceback from deep inside the run.
+CHOICES = {
+    "loss": ("focal", "softmax_hnm"),
+    "anchor_type": ("ssd", "grid"),
+    "dataset": ("coco", "voc", "other", "demo"),
+    "loss_scale_type": ("fixed", "dynamic"),
+    "mode": ("GRAPH", "PYNATIVE"),
+    "device_target": ("auto", "CPU", "GPU", "Ascend"),
+}
+POSITIVE = ("epoch_size", "batch_size", "eval_batch_size", "lr", "log_interval", "save_checkpoint_epochs",
+            "keep_checkpoint_max", "eval_interval", "max_boxes", "pre_nms_top_k", "width_mult", "loss_scale",
+            "demo_num_train", "demo_num_val", "num_parallel_workers")
+UNIT_INTERVAL = ("match_threshold", "ignore_threshold", "nms_threshold", "min_score", "focal_alpha", "prior_prob")
+
+
 class ConfigError(ValueError):
     """A user-facing configuration error: one line naming the file or key."""
+
+
+def validate(cfg):
+    """Raise ConfigError for a value outside its key's choices or range."""
+    for key, allowed in CHOICES.items():
+        if key not in cfg:
+            continue
+        match = [a for a in allowed if a.lower() == str(cfg[key]).lower()]
+        if not match:
+            raise ConfigError(f"key '{key}' must be one of {', '.join(allowed)}, got {cfg[key]!r}")
+        cfg[key] = match[0]
+    for key in POSITIVE:
+        if key in cfg and not cfg[key] > 0:
+            raise ConfigError(f"key '{key}' must be positive, got {cfg[key]!r}")
+    for key in UNIT_INTERVAL:
+        if key in cfg and not 0.0 <= cfg[key] <= 1.0:
+            raise ConfigError(f"key '{key}' must be between 0 and 1, got {cfg[key]!r}")
+    if "img_shape" in cfg and (len(cfg.img_shape) != 2 or min(cfg.img_shape) < 32):
+        raise ConfigError(f"key 'img_shape' must be [height, width], each at least 32, got {cfg.img_shape}")
+    if cfg.get("ignore_threshold", 0) > cfg.get("match_threshold", 1):
+        raise ConfigError(f"ignore_threshold ({cfg.ignore_threshold}) must not exceed match_threshold "
+                          f"({cfg.match_threshold})")
 
 
 class Config(dict):
@@ -92,6 +130,11 @@ def _coerce(key, value, default, where):
     if isinstance(default, float):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads `1e-3` (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise ConfigError(f"{where}: key '{key}' expects a number, got {value!r}")
     if isinstance(default, str):
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
@@ -140,6 +183,15 @@ def load_yaml_chain(path):
     return merged, helps
 
 
+def _number_or_string(token):
+    for kind in (int, float):
+        try:
+            return kind(token)
+        except ValueError:
+            pass
+    return token
+
+
 def _parse_cli_value(key, tokens, default):
     """Turn the tokens after `--key` into a value of the default's type."""
     where = "command line"
@@ -150,7 +202,8 @@ def _parse_cli_value(key, tokens, default):
             except yaml.YAMLError:
                 raise ConfigError(f"{where}: --{key}: cannot parse {tokens[0]!r} as a list") from None
         else:
-            value = [yaml.safe_load(t) if t.strip() else t for t in tokens]
+            # Numbers become numbers; anything else stays the string typed (a class named `yes` stays `yes`).
+            value = [_number_or_string(t) for t in tokens]
         return _coerce(key, value, default, where)
     if len(tokens) != 1:
         raise ConfigError(f"{where}: --{key} takes one value, got {len(tokens)}")
@@ -179,22 +232,36 @@ def _build_parser(values, helps, description):
     return parser
 
 
-def _config_path_from_argv(argv):
+def _flag_value(argv, flag):
     for i, arg in enumerate(argv):
-        if arg == "--config_path" and i + 1 < len(argv):
+        if arg == flag and i + 1 < len(argv):
             return argv[i + 1]
-        if arg.startswith("--config_path="):
+        if arg.startswith(flag + "="):
             return arg.split("=", 1)[1]
-    return DEFAULT_CONFIG
+    return None
 
 
-def parse_config(argv=None, description=None, required=()):
+def run_config_path(checkpoint):
+    """The `config.yaml` that train.py saved beside a checkpoint, or None."""
+    path = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "config.yaml")
+    return path if os.path.isfile(path) else None
+
+
+def parse_config(argv=None, description=None, required=(), run_config_from=None):
     """Load the config named by `--config_path` (default_config.yaml) and apply command-line overrides.
 
+    With `run_config_from` (a key such as `checkpoint_path`), a run's saved `config.yaml` beside that file is the
+    default instead, so that a checkpoint is evaluated or resumed with the settings it was trained with.
     Errors (unknown key, bad value, missing required key) print one line and exit with code 2, as argparse does.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    config_path = _config_path_from_argv(argv)
+    config_path = _flag_value(argv, "--config_path")
+    if config_path is None and run_config_from:
+        source = _flag_value(argv, f"--{run_config_from}")
+        config_path = run_config_path(source) if source else None
+        if config_path:
+            print(f"using the run's config {config_path} (--config_path overrides)", file=sys.stderr)
+    config_path = config_path or DEFAULT_CONFIG
     try:
         values, helps = load_yaml_chain(config_path)
     except ConfigError as e:
@@ -215,6 +282,7 @@ def parse_config(argv=None, description=None, required=()):
         for key in required:
             if cfg.get(key) in (None, ""):
                 raise ConfigError(f"--{key} is required")
+        validate(cfg)
     except ConfigError as e:
         parser.error(str(e))
     cfg["config_path"] = os.path.abspath(config_path)
@@ -229,6 +297,7 @@ def load_config(path=DEFAULT_CONFIG, **overrides):
         if key not in values:
             raise ConfigError(f"unknown key '{key}'")
         cfg[key] = _coerce(key, value, values[key], "override")
+    validate(cfg)
     cfg["config_path"] = os.path.abspath(path)
     return cfg
 

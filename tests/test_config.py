@@ -57,6 +57,13 @@ def test_int_given_to_float_key_becomes_float():
     assert parse_config(["--lr", "1"]).lr == 1.0
 
 
+def test_exponent_floats_choices_and_string_lists():
+    cfg = parse_config(["--lr", "1e-3", "--device_target", "cpu", "--classes", "yes", "no", "cat"])
+    assert cfg.lr == 0.001
+    assert cfg.device_target == "CPU"
+    assert cfg.classes == ["yes", "no", "cat"]
+
+
 def test_every_key_has_help_text():
     values, helps = load_yaml_chain(DEFAULT_CONFIG)
     assert set(values) - set(helps) == set()
@@ -83,6 +90,10 @@ def _run_train(args):
     (["--lr", "fast"], "key 'lr' expects a number, got 'fast'"),
     (["--img_shape", "300", "x"], "key 'img_shape' expects an integer, got 'x'"),
     (["--run_eval", "maybe"], "key 'run_eval' expects true or false"),
+    (["--loss", "hinge"], "key 'loss' must be one of focal, softmax_hnm, got 'hinge'"),
+    (["--log_interval", "0"], "key 'log_interval' must be positive, got 0"),
+    (["--img_shape", "16", "16"], "key 'img_shape' must be [height, width], each at least 32"),
+    (["--match_threshold", "0.4", "--ignore_threshold", "0.5"], "ignore_threshold (0.5) must not exceed"),
 ])
 def test_bad_cli_is_one_line_and_exit_2(args, message):
     proc = _run_train(args)

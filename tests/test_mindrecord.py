@@ -212,13 +212,17 @@ def test_stale_temporary_folder_of_a_dead_build_is_removed(tmp_path, txt_set):
 def test_source_fingerprint_sees_edits_inside_folders(tmp_path):
     (tmp_path / "a.xml").write_text("<a/>")
     (tmp_path / "b.jpg").write_bytes(b"x")
+    (tmp_path / "notes.md").write_text("x")
     first = mr.source_fingerprint([tmp_path, tmp_path / "nothing.json"])
-    assert first[0]["files"] == 1 and first[1]["missing"] is True
-    (tmp_path / "c.jpg").write_bytes(b"y")                    # images and build outputs do not count
+    assert first[0]["files"] == 2 and first[1]["missing"] is True
+    (tmp_path / "notes.md").write_text("changed")             # other files and build outputs do not count
     (tmp_path / "train_gt.json").write_text("{}")
     (tmp_path / "train.meta.json").write_text("{}")
     (tmp_path / ".train.build-x").mkdir()
     (tmp_path / ".train.build-x" / "a.json").write_text("{}")
     assert mr.source_fingerprint([tmp_path, tmp_path / "nothing.json"]) == first
+    (tmp_path / "c.jpg").write_bytes(b"y")                    # an image added later does count
+    second = mr.source_fingerprint([tmp_path, tmp_path / "nothing.json"])
+    assert second != first
     (tmp_path / "a.xml").write_text("<a></a>")
-    assert mr.source_fingerprint([tmp_path, tmp_path / "nothing.json"]) != first
+    assert mr.source_fingerprint([tmp_path, tmp_path / "nothing.json"]) != second

@@ -3,7 +3,7 @@ import mindspore as ms
 import numpy as np
 import pytest
 
-from src.config import load_config
+from src.config import ConfigError, load_config
 from src.losses import DetectionLoss
 from src.models.backbones.mobilenet_v2 import MobileNetV2
 from src.models.detector import build_detector, count_parameters
@@ -85,5 +85,5 @@ def test_anchor_levels_that_disagree_with_the_model_fail_clearly():
 
 def test_unknown_model_name_lists_the_registered_ones():
     cfg = load_config(model_name="ssd_nonexistent")
-    with pytest.raises(KeyError, match="unknown model 'ssd_nonexistent'; registered: .*ssd_mobilenet_v2"):
+    with pytest.raises(ConfigError, match="unknown model 'ssd_nonexistent'; registered: .*ssd_mobilenet_v2"):
         build_detector(cfg, 5)

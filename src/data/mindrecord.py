@@ -48,7 +48,8 @@ COLUMNS = list(SCHEMA)
 META_VERSION = 1          # bump when the stored layout changes, so old builds are rebuilt
 ROWS_PER_WRITE = 64       # bounds the image bytes held in memory while writing
 PROGRESS_EVERY = 5000     # a COCO-sized build takes minutes: say that it is moving
-ANNOTATION_SUFFIXES = (".json", ".xml", ".txt")
+# Files whose change means a rebuild: annotations, and the images themselves (one added later must not be missed).
+SOURCE_SUFFIXES = (".json", ".xml", ".txt", ".jpg", ".jpeg", ".png", ".bmp")
 OUTPUT_SUFFIXES = ("_gt.json", ".meta.json")
 
 
@@ -86,11 +87,11 @@ def _row(img_id: int, data: bytes, boxes: np.ndarray, labels: np.ndarray) -> dic
 
 
 # -- fingerprints ------------------------------------------------------------------------------------------------
-def source_fingerprint(paths: Iterable[str], suffixes: Sequence[str] = ANNOTATION_SUFFIXES) -> list[dict]:
-    """Path, size and mtime of each annotation file; for a folder, a digest of those of its annotation files.
+def source_fingerprint(paths: Iterable[str], suffixes: Sequence[str] = SOURCE_SUFFIXES) -> list[dict]:
+    """Path, size and mtime of each source file; for a folder, a digest of those of its annotation and image files.
 
     A folder's own mtime changes only when entries are added or removed, not when an xml is edited, so folders are
-    walked. Only files ending in ``suffixes`` count, and never our own outputs (``*_gt.json``, ``*.meta.json``,
+    walked. Only files ending in ``suffixes`` count (annotations and images), and never our own outputs (``*_gt.json``, ``*.meta.json``,
     hidden temporary folders): the MindRecord folder may well live inside the data folder.
     Add the result to the fingerprint together with the config keys that change the records.
     """

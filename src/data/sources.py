@@ -59,7 +59,7 @@ def prepare_split(cfg, split, classes=None, force=False):
     """MindRecordInfo for `split` ('train' or 'eval'), built from the configured source when stale."""
     if split not in ("train", "eval"):
         raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
-    classes = list(classes or cfg.classes) or None
+    classes = [str(c) for c in (classes or cfg.classes)] or None
     anchor_path, factory, paths = _source(cfg, split, classes)
     digest = hashlib.sha1(os.path.abspath(anchor_path).encode()).hexdigest()[:8]
     fingerprint = {"format_version": FORMAT_VERSION, "dataset": cfg.dataset, "split": split,

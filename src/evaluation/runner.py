@@ -4,7 +4,10 @@ import time
 import mindspore as ms
 import numpy as np
 
-from .postprocess import image_detections
+from ..data.pipeline import create_eval_dataset
+from ..models.inference import InferenceNet
+from .coco_evaluator import COCOEvaluator
+from .postprocess import NMSParams, image_detections
 
 
 def predict_dataset(infer_net, dataset, batch_size, params, on_image):
@@ -26,11 +29,23 @@ def predict_dataset(infer_net, dataset, batch_size, params, on_image):
     return count / max(time.perf_counter() - start, 1e-9)
 
 
-def evaluate_dataset(infer_net, dataset, batch_size, params, evaluator, verbose=True):
-    """Detections for every image, added to `evaluator` (a COCOEvaluator); returns its result dict."""
-    infer_net.set_train(False)
-    evaluator.reset()
-    speed = predict_dataset(infer_net, dataset, batch_size, params, evaluator.add)
-    result = evaluator.evaluate(verbose=verbose)
-    result["images_per_second"] = speed
-    return result
+class DatasetEvaluator:
+    """COCO mAP of a detector on one eval MindRecord: used by eval.py and by training's periodic evaluation."""
+
+    def __init__(self, cfg, net, eval_info):
+        self.net = net
+        self.infer = InferenceNet(net, cfg.prior_scaling)
+        self.batch_size = cfg.eval_batch_size
+        self.dataset = create_eval_dataset(eval_info.path, cfg, self.batch_size)
+        self.coco = COCOEvaluator(eval_info.gt_json, eval_info.class_names, eval_info.category_ids)
+        self.params = NMSParams.from_config(cfg)
+
+    def __call__(self, verbose=True):
+        was_training = self.net.training
+        self.infer.set_train(False)
+        self.coco.reset()
+        speed = predict_dataset(self.infer, self.dataset, self.batch_size, self.params, self.coco.add)
+        result = self.coco.evaluate(verbose=verbose)
+        result["images_per_second"] = speed
+        self.net.set_train(was_training)
+        return result

@@ -10,6 +10,7 @@ import mindspore.nn as nn
 import numpy as np
 
 from ..box.anchors import build_anchor_generator
+from ..config import ConfigError
 from . import backbones  # noqa: F401  (registers the backbones)
 from . import recipes  # noqa: F401  (registers the models)
 from .registry import MODELS
@@ -61,23 +62,26 @@ def anchor_config(cfg):
     if cfg.anchor_type == "grid":
         return {"type": "grid", "anchor_scale": cfg.anchor_scale, "scales": cfg.grid_scales,
                 "aspect_ratios": cfg.grid_ratios}
-    raise ValueError(f"anchor_type must be 'ssd' or 'grid', got {cfg.anchor_type!r}")
+    raise ConfigError(f"anchor_type must be 'ssd' or 'grid', got {cfg.anchor_type!r}")
 
 
 def build_detector(cfg, num_classes):
     """Assemble the detector named by `cfg.model_name` for `num_classes` object classes."""
     if num_classes < 1:
-        raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+        raise ConfigError(f"num_classes must be at least 1, got {num_classes}")
     if cfg.loss not in LOSS_OUTPUTS:
-        raise ValueError(f"loss must be one of {sorted(LOSS_OUTPUTS)}, got {cfg.loss!r}")
+        raise ConfigError(f"loss must be one of {sorted(LOSS_OUTPUTS)}, got {cfg.loss!r}")
     img_shape = tuple(int(v) for v in cfg.img_shape)
     if len(img_shape) != 2 or min(img_shape) < 32:
-        raise ValueError(f"img_shape must be [height, width] of at least 32, got {list(cfg.img_shape)}")
+        raise ConfigError(f"img_shape must be [height, width] of at least 32, got {list(cfg.img_shape)}")
     score_activation = LOSS_OUTPUTS[cfg.loss]
     num_outputs = num_classes + 1 if score_activation == "softmax" else num_classes
 
-    generator = build_anchor_generator(anchor_config(cfg))
-    recipe = MODELS.get(cfg.model_name)
+    try:
+        generator = build_anchor_generator(anchor_config(cfg))
+        recipe = MODELS.get(cfg.model_name)
+    except (KeyError, ValueError) as e:
+        raise ConfigError(str(e).strip("'\"")) from None
     backbone, neck, head_factory = recipe(cfg)
     in_sizes = [downsampled_hw(img_shape, s) for s in backbone.out_strides]
     feature_sizes = neck.feature_sizes(in_sizes) if neck is not None else in_sizes
@@ -85,15 +89,15 @@ def build_detector(cfg, num_classes):
     try:
         per_location = generator.num_anchors_per_location(levels)
     except ValueError as e:
-        raise ValueError(f"{cfg.model_name} at img_shape {list(img_shape)} has {levels} feature levels "
+        raise ConfigError(f"{cfg.model_name} at img_shape {list(img_shape)} has {levels} feature levels "
                          f"{feature_sizes}, but the anchor settings disagree: {e}") from None
     if any(h < 1 or w < 1 for h, w in feature_sizes):
-        raise ValueError(f"{cfg.model_name}: img_shape {list(img_shape)} is too small, feature sizes "
+        raise ConfigError(f"{cfg.model_name}: img_shape {list(img_shape)} is too small, feature sizes "
                          f"{feature_sizes}")
     anchors = generator.generate(feature_sizes, img_shape)
     expected = sum(h * w * k for (h, w), k in zip(feature_sizes, per_location))
     if anchors.shape[0] != expected:
-        raise ValueError(f"{cfg.model_name}: anchor generator made {anchors.shape[0]} boxes, the head predicts "
+        raise ConfigError(f"{cfg.model_name}: anchor generator made {anchors.shape[0]} boxes, the head predicts "
                          f"{expected}")
     prior = float(cfg.prior_prob) if score_activation == "sigmoid" and cfg.prior_prob > 0 else None
     head = head_factory(per_location, num_outputs, prior)

@@ -1,16 +1,14 @@
 """Assemble a training session from the config: detector, data, loss, optimizer, step, resume, evaluation."""
 import logging
 from dataclasses import dataclass
+from functools import partial
 
-from ..data.pipeline import create_eval_dataset, create_train_dataset
+from ..data.pipeline import create_train_dataset
 from ..data.records import DatasetError
-from ..evaluation.coco_evaluator import COCOEvaluator
-from ..evaluation.postprocess import NMSParams
-from ..evaluation.runner import evaluate_dataset
+from ..evaluation.runner import DatasetEvaluator
 from ..losses import DetectionLoss
 from ..models.detector import build_detector, count_parameters
-from ..models.inference import InferenceNet
-from .checkpoint import load_into, load_train_state, read_checkpoint
+from .checkpoint import CheckpointError, load_into, load_train_state, read_checkpoint
 from .lr_schedule import warmup_cosine_lr
 from .train_step import TrainStep, build_loss_scale, build_optimizer
 from .trainer import Trainer
@@ -33,20 +31,6 @@ class TrainingSession:
     def trainer(self, run_dir):
         return Trainer(self.net, self.train_step, self.dataset, self.lr, self.cfg, run_dir, self.meta,
                        self.is_main, self.evaluate)
-
-
-def make_evaluator(cfg, net, eval_info):
-    """A function that evaluates `net` on the eval MindRecord and returns COCOEvaluator's result."""
-    infer = InferenceNet(net, cfg.prior_scaling)
-    dataset = create_eval_dataset(eval_info.path, cfg, cfg.eval_batch_size)
-    evaluator = COCOEvaluator(eval_info.gt_json, eval_info.class_names, eval_info.category_ids)
-    params = NMSParams.from_config(cfg)
-
-    def evaluate():
-        result = evaluate_dataset(infer, dataset, cfg.eval_batch_size, params, evaluator, verbose=False)
-        net.set_train(True)
-        return result
-    return evaluate
 
 
 def build_training(cfg, train_info, num_classes, device, eval_info=None):
@@ -74,15 +58,19 @@ def build_training(cfg, train_info, num_classes, device, eval_info=None):
                            cfg.grad_clip_norm)
     train_step.set_train(True)
 
-    start_epoch = 0
+    start_epoch, best_map = 0, -1.0  # -1: no evaluation yet
     if cfg.resume:
-        params, meta = read_checkpoint(cfg.resume)
+        params, saved = read_checkpoint(cfg.resume)
+        if saved.get("class_names", train_info.class_names) != list(train_info.class_names):
+            raise CheckpointError(f"{cfg.resume} was trained on classes {saved['class_names']}, the data now has "
+                                  f"{list(train_info.class_names)}; resume needs the same classes in the same order")
         load_into(net, params, cfg.resume, strict=True)
         load_train_state(train_step, params, cfg.resume)
-        start_epoch = int(meta.get("epoch", 0))
-        log.info(f"resumed {cfg.resume} at epoch {start_epoch}, step {meta.get('global_step', 0)}")
+        start_epoch = int(saved.get("epoch", 0))
+        best_map = float(saved.get("best_map", -1.0))
+        log.info(f"resumed {cfg.resume} at epoch {start_epoch}, step {saved.get('global_step', 0)}")
 
     meta = {"model_name": cfg.model_name, "class_names": list(train_info.class_names),
-            "category_ids": [int(c) for c in train_info.category_ids]}
-    evaluate = make_evaluator(cfg, net, eval_info) if eval_info is not None else None
+            "category_ids": [int(c) for c in train_info.category_ids], "best_map": best_map}
+    evaluate = partial(DatasetEvaluator(cfg, net, eval_info), verbose=False) if eval_info is not None else None
     return TrainingSession(cfg, net, train_step, dataset, lr, start_epoch, meta, device.is_main, evaluate)

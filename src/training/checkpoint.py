@@ -11,7 +11,7 @@ import os
 import mindspore as ms
 
 TRAIN_STATE = "train_state."
-META_KEYS = ("epoch", "global_step", "model_name", "class_names", "category_ids")
+META_KEYS = ("epoch", "global_step", "model_name", "class_names", "category_ids", "best_map")
 
 
 class CheckpointError(ValueError):

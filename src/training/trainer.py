@@ -54,13 +54,13 @@ class Trainer:
         self.evaluate = evaluate
         self.max_nan_steps = max_nan_steps
         self.steps_per_epoch = dataset.get_dataset_size()
-        self.best_map = -math.inf
+        self.best_map = meta.get("best_map", -1.0)  # carried over by --resume
         self.history = []
 
     def _save(self, name, epoch, global_step):
         if not self.is_main:
             return None
-        meta = dict(self.meta, epoch=epoch, global_step=global_step)
+        meta = dict(self.meta, epoch=epoch, global_step=global_step, best_map=self.best_map)
         return save_checkpoint(os.path.join(self.run_dir, name), self.net, self.train_step, meta)
 
     def _prune(self):
