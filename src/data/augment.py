@@ -15,8 +15,9 @@ The training pipeline (:class:`TrainTransform`) is::
 Expand and crop are sampled on numbers only (:func:`sample_expand_crop`): the crop window is chosen in the *virtual*
 expanded canvas, and only the pixels that end up in the output are ever built (:func:`resize_window` renders the window
 straight at the output size). The big canvas (up to ``max_expand**2`` times the image) is never allocated.
-:func:`random_expand` followed by :func:`random_crop` is the literal, slow reference: with the same generator state it
-draws the same random numbers and gives the same window and boxes as the fused path.
+The literal, slow expand-then-crop (which builds the whole canvas) is kept in ``tests/augment_reference.py`` as the
+reference: with the same generator state it draws the same random numbers and gives the same window and boxes as the
+fused path.
 """
 from __future__ import annotations
 
@@ -33,10 +34,6 @@ __all__ = [
     "sample_crop",
     "crop_boxes",
     "sample_expand_crop",
-    "extract_window",
-    "random_expand",
-    "random_crop",
-    "random_expand_crop",
     "resize_window",
     "random_hflip",
     "resize",
@@ -233,7 +230,7 @@ def sample_expand_crop(h: int, w: int, boxes: np.ndarray, labels: np.ndarray, rn
 
     Returns ``(window, boxes, labels)``: ``window`` is ``(x0, y0, x1, y1)`` in the coordinates of the *original* image
     (it may reach outside it, where the mean pixel fills), and ``boxes`` are in the window's coordinates. Draws the
-    same random numbers as :func:`random_expand` followed by :func:`random_crop`.
+    same random numbers as the step-by-step expand followed by crop (``tests/augment_reference.py``).
     """
     boxes = _as_boxes(boxes)
     labels = _as_labels(labels, boxes.shape[0])
@@ -250,23 +247,8 @@ def sample_expand_crop(h: int, w: int, boxes: np.ndarray, labels: np.ndarray, rn
 
 
 # ------------------------------------------------------------------------------------------------- building pixels
-def extract_window(img: np.ndarray, window: Window, fill) -> np.ndarray:
-    """The pixels of ``window`` (image coordinates, may reach outside) as a new array; ``fill`` outside the image.
-
-    Allocates only the window (a window inside the image is a copy of a slice)."""
-    h, w = img.shape[:2]
-    x0, y0, x1, y1 = window
-    if x0 >= 0 and y0 >= 0 and x1 <= w and y1 <= h:
-        return img[y0:y1, x0:x1].copy()
-    out = _new_filled(y1 - y0, x1 - x0, _fill_pixel(fill))
-    ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-    if ix1 > ix0 and iy1 > iy0:
-        out[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = img[iy0:iy1, ix0:ix1]
-    return out
-
-
 def resize_window(img: np.ndarray, window: Window, out_hw: Tuple[int, int], fill) -> Tuple[np.ndarray, np.ndarray]:
-    """Render ``window`` of ``img`` (as :func:`extract_window` would build it) straight at size ``out_hw``.
+    """Render ``window`` of ``img`` (``fill`` where it reaches outside the image) straight at size ``out_hw``.
 
     Returns ``(out, affine)`` where ``affine = [ax, ay, bx, by]`` maps window coordinates to output coordinates
     (``x_out = ax * x + bx``, ``y_out = ay * y + by``): move the boxes with it.
@@ -293,47 +275,6 @@ def resize_window(img: np.ndarray, window: Window, out_hw: Tuple[int, int], fill
     cv2.resize(img[iy0:iy1, ix0:ix1], (c1 - c0, r1 - r0), dst=out[r0:r1, c0:c1], interpolation=INTERPOLATION)
     kx, ky = (c1 - c0) / (ix1 - ix0), (r1 - r0) / (iy1 - iy0)
     return out, np.array([kx, ky, c0 + (x0 - ix0) * kx, r0 + (y0 - iy0) * ky])
-
-
-# ------------------------------------------------------------------------------------------ literal (reference) ops
-def random_expand(img: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, fill, max_ratio: float = 4.0,
-                  prob: float = 0.5) -> Tuple[np.ndarray, np.ndarray]:
-    """SSD zoom-out, literally: builds the whole canvas (up to ``max_ratio**2`` times the pixels). Reference only;
-    training uses the fused :class:`TrainTransform`."""
-    boxes = _as_boxes(boxes)
-    h, w = img.shape[:2]
-    canvas_h, canvas_w, left, top = sample_expand(h, w, rng, prob, max_ratio)
-    if (canvas_h, canvas_w) == (h, w):
-        return img, boxes
-    canvas = extract_window(img, (-left, -top, canvas_w - left, canvas_h - top), fill)
-    return canvas, boxes + np.array([left, top, left, top], dtype=np.float32)
-
-
-def random_crop(img: np.ndarray, boxes: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-                min_ious: Sequence[Optional[float]] = MIN_IOU_CHOICES,
-                max_trials: int = 50) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """SSD min-IoU random crop (see :func:`sample_crop`); boxes whose centre is in the crop are kept and clipped."""
-    boxes = _as_boxes(boxes)
-    labels = _as_labels(labels, boxes.shape[0])
-    h, w = img.shape[:2]
-    win = sample_crop(h, w, boxes, rng, min_ious, max_trials)
-    if win is None:
-        return img, boxes, labels
-    boxes, labels = crop_boxes(boxes, labels, win)
-    x0, y0, x1, y1 = win
-    return img[y0:y1, x0:x1].copy(), boxes, labels
-
-
-def random_expand_crop(img: np.ndarray, boxes: np.ndarray, labels: np.ndarray, rng: np.random.Generator, fill,
-                       expand_prob: float = 0.5, max_expand: float = 4.0,
-                       crop: bool = True) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Expand then crop as one operation: builds only the chosen window. Same result as :func:`random_expand`
-    followed by :func:`random_crop` with the same generator state (the window itself can still be large when no crop
-    is taken; :class:`TrainTransform` renders it at the output size instead)."""
-    img = _as_image(img)
-    h, w = img.shape[:2]
-    window, boxes, labels = sample_expand_crop(h, w, boxes, labels, rng, expand_prob, max_expand, crop)
-    return extract_window(img, window, fill), boxes, labels
 
 
 def random_hflip(img: np.ndarray, boxes: np.ndarray, rng: np.random.Generator,

@@ -1,6 +1,7 @@
 """From the inference wrapper's outputs to detections in original-image pixels: NMS, then rescale.
 
-Shared by eval.py, predict.py and postprocess.py (C++ outputs), so every path scores boxes identically.
+Shared by every consumer of the inference outputs (eval.py now; prediction, export and C++ scoring later), so
+every path scores boxes identically.
 """
 from dataclasses import dataclass
 
