@@ -2,7 +2,6 @@
 
     python eval.py --checkpoint_path runs/NAME/best.ckpt [--config_path configs/...yaml] [--dataset coco ...]
 """
-import json
 import os
 import sys
 
@@ -17,6 +16,7 @@ def main(argv=None):
     from src.data.sources import prepare_split, resolve_num_classes
     from src.device import setup_device
     from src.evaluation.runner import DatasetEvaluator
+    from src.fileio import write_json_atomic
     from src.models.detector import build_detector
     from src.training.checkpoint import load_into, read_checkpoint
 
@@ -31,8 +31,7 @@ def main(argv=None):
     result = evaluator()
     stem = os.path.splitext(os.path.abspath(cfg.checkpoint_path))[0]
     evaluator.coco.save(stem + "_detections.json")
-    with open(stem + "_eval.json", "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=1, default=float)
+    write_json_atomic(stem + "_eval.json", result, indent=1)
     print(f"detections written to {stem}_detections.json; {result['images_per_second']:.1f} images/s")
     return 0
 

@@ -87,3 +87,19 @@ def test_a_weights_only_checkpoint_cannot_be_resumed(tmp_path):
     params, _ = read_checkpoint(path)
     with pytest.raises(CheckpointError, match="holds no optimizer state"):
         load_train_state(train_step_for(small_net()), params, path)
+
+
+def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    net = small_net()
+    path = save_checkpoint(str(tmp_path / "last.ckpt"), net, meta={"epoch": 1})
+    before = (tmp_path / "last.ckpt").read_bytes()
+
+    def disk_full(*args, **kwargs):
+        with open(args[1], "wb") as f:
+            f.write(b"half a checkpoint")
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(ms, "save_checkpoint", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint(path, net, meta={"epoch": 2})
+    assert (tmp_path / "last.ckpt").read_bytes() == before
+    assert os.listdir(tmp_path) == ["last.ckpt"]

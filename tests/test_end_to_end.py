@@ -52,7 +52,7 @@ def test_train_eval_resume_on_the_demo_set(demo_args):
     assert re.search(r"epoch 5: mAP [0-9.]+, the best so far: saved best.ckpt", out)
     for name in ("last.ckpt", "epoch_5.ckpt", "best.ckpt", "config.yaml", "train.log"):
         assert (run_dir / name).is_file(), name
-    assert not [f for f in os.listdir(run_dir) if f.startswith(".tmp")]
+    assert not [f for f in os.listdir(run_dir) if ".tmp" in f]
 
     out = run("eval.py", args + ["--checkpoint_path", str(run_dir / "last.ckpt")])
     assert len(re.findall(r"^ Average (Precision|Recall) ", out, re.M)) == 12

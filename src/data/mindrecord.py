@@ -35,6 +35,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from ..fileio import fsync_dir, write_json_atomic
 from .records import DatasetError, ParsedDataset, iter_checked_images, to_coco_gt
 
 SCHEMA = {
@@ -123,29 +124,6 @@ def _normalised(value):
 
 
 # -- files -------------------------------------------------------------------------------------------------------
-def _fsync_dir(folder: str) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_json_atomic(path: str, doc: dict, indent: int | None = None) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(doc, f, indent=indent)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(os.path.dirname(path))
-
-
 def _paths(out_dir: str, name: str) -> dict[str, str]:
     base = os.path.join(out_dir, name)
     return {"mindrecord": f"{base}.mindrecord", "db": f"{base}.mindrecord.db", "gt": f"{base}_gt.json",
@@ -263,10 +241,10 @@ def ensure_mindrecord(parsed_factory: Callable[[], ParsedDataset], out_dir: str,
         # Commit: forget the old build first, so a kill from here on leaves no meta and forces a rebuild.
         if os.path.exists(paths["meta"]):
             os.remove(paths["meta"])
-            _fsync_dir(out_dir)
+            fsync_dir(out_dir)
         for key in ("mindrecord", "db", "gt"):
             os.replace(tmp_paths[key], paths[key])
-        _fsync_dir(out_dir)
+        fsync_dir(out_dir)
         rows = _count_rows(paths["mindrecord"])
         if rows != len(kept):
             raise RuntimeError(f"{paths['mindrecord']} holds {rows} rows after writing {len(kept)}")
@@ -277,7 +255,7 @@ def ensure_mindrecord(parsed_factory: Callable[[], ParsedDataset], out_dir: str,
             "summary": summary, "columns": COLUMNS,
             "file_sizes": {key: os.path.getsize(paths[key]) for key in ("mindrecord", "db", "gt")},
         }
-        _write_json_atomic(paths["meta"], meta, indent=1)
+        write_json_atomic(paths["meta"], meta, indent=1)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     print(f"wrote {paths['mindrecord']} ({len(kept)} images, {num_boxes} boxes) "

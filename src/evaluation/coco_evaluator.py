@@ -18,12 +18,13 @@ import io
 import json
 import math
 import os
-import tempfile
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+
+from ..fileio import write_json_atomic
 
 __all__ = ["COCOEvaluator", "per_class_ap", "load_coco_gt"]
 
@@ -223,21 +224,7 @@ class COCOEvaluator:
 
     def save(self, path: Union[str, os.PathLike]) -> str:
         """Writes the detections as a COCO result json, atomically (a temporary file, then a rename)."""
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self._results, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
-            raise
-        return path
+        return write_json_atomic(os.fspath(path), self._results)
 
     # ------------------------------------------------------------------ scoring
     def _num_gt(self, img_ids: Iterable[int]) -> Dict[int, int]:

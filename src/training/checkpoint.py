@@ -10,20 +10,14 @@ import os
 
 import mindspore as ms
 
+from ..fileio import atomic_path
+
 TRAIN_STATE = "train_state."
 META_KEYS = ("epoch", "global_step", "model_name", "class_names", "category_ids", "best_map")
 
 
 class CheckpointError(ValueError):
     """A user-facing checkpoint problem, naming the file and the parameter."""
-
-
-def _fsync_file(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def save_checkpoint(path, net, train_cell=None, meta=None):
@@ -41,18 +35,8 @@ def save_checkpoint(path, net, train_cell=None, meta=None):
     append = {}
     for key, value in (meta or {}).items():
         append[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    if not tmp.endswith(".ckpt"):
-        tmp += ".ckpt"
-    try:
+    with atomic_path(path) as tmp:
         ms.save_checkpoint(entries, tmp, append_dict=append)
-        _fsync_file(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 
