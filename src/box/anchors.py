@@ -37,6 +37,19 @@ def _grid_anchors(feature_hw, step_hw, img_hw, centre_offset, box_wh):
     return out.reshape(-1, 4)
 
 
+def _level_steps(feature_sizes, img_hw, steps, what):
+    """(feature (h, w), step (h, w)) per level; without explicit steps the step is image size / feature size."""
+    out = []
+    for k, size in enumerate(feature_sizes):
+        feature_hw = _pair(size, "feature size")
+        if steps is None:
+            step_hw = (img_hw[0] / feature_hw[0], img_hw[1] / feature_hw[1])
+        else:
+            step_hw = _pair(steps[k], what)
+        out.append((feature_hw, step_hw))
+    return out
+
+
 def _check_level_count(name, expected, feature_sizes):
     if len(feature_sizes) != expected:
         raise ValueError(f"{name} is configured for {expected} levels but got {len(feature_sizes)} feature sizes")
@@ -101,14 +114,8 @@ class SSDAnchorGenerator:
         """Default boxes for feature maps of `feature_sizes` [(h, w), ...] on an image of `img_size` (h, w)."""
         _check_level_count("SSDAnchorGenerator", self.num_levels, feature_sizes)
         img_hw = _pair(img_size, "img_size")
-        levels = []
-        for k, size in enumerate(feature_sizes):
-            feature_hw = _pair(size, "feature size")
-            if self.steps is None:
-                step_hw = (img_hw[0] / feature_hw[0], img_hw[1] / feature_hw[1])
-            else:
-                step_hw = _pair(self.steps[k], "step")
-            levels.append(_grid_anchors(feature_hw, step_hw, img_hw, 0.5, self._box_sizes(k)))
+        levels = [_grid_anchors(feature_hw, step_hw, img_hw, 0.5, self._box_sizes(k))
+                  for k, (feature_hw, step_hw) in enumerate(_level_steps(feature_sizes, img_hw, self.steps, "step"))]
         return np.concatenate(levels).astype(np.float32)
 
 
@@ -159,12 +166,7 @@ class GridAnchorGenerator:
         img_hw = _pair(img_size, "img_size")
         relative = self._relative_sizes()
         levels = []
-        for k, size in enumerate(feature_sizes):
-            feature_hw = _pair(size, "feature size")
-            if self.strides is None:
-                step_hw = (img_hw[0] / feature_hw[0], img_hw[1] / feature_hw[1])
-            else:
-                step_hw = _pair(self.strides[k], "stride")
+        for feature_hw, step_hw in _level_steps(feature_sizes, img_hw, self.strides, "stride"):
             # Pixel sizes from the stride, then normalised by the image side of the same axis.
             box_wh = relative * self.anchor_scale * np.array([step_hw[1] / img_hw[1], step_hw[0] / img_hw[0]])
             levels.append(_grid_anchors(feature_hw, step_hw, img_hw, 0.5, box_wh))
