@@ -1,11 +1,7 @@
-"""Model recipes: which backbone, neck and head make each named detector.
-
-A recipe returns (backbone, neck, head_factory); `build_detector` calls the head factory with the anchors per
-location and the number of class outputs, which it derives from the anchor settings and the loss.
-"""
-from .heads import SSDHead
-from .necks import InvertedResidualExtras
-from .registry import BACKBONES, register_model
+"""SSD-MobileNetV2 300: the model zoo's ssd300."""
+from ..heads import SSDHead
+from ..necks import InvertedResidualExtras
+from ..registry import BACKBONES, register_model
 
 
 @register_model("ssd_mobilenet_v2")
