@@ -90,32 +90,95 @@ class SqueezeExcite(nn.Cell):
         return x * s
 
 
-class InvertedResidual(nn.Cell):
-    """MobileNetV2 block: 1x1 expand -> 3x3 depthwise -> 1x1 linear projection, residual when shapes allow.
+class DropPath(nn.Cell):
+    """Stochastic depth ("drop connect"): zero a residual branch for a random subset of samples while training.
 
-    `expand_ratio` may be below 1 (the SSD extra layers shrink). `last_act` adds an activation after the
-    projection, as the model zoo's SSD extra layers do. `expansion_output()` exposes the expanded tensor, which
-    SSD-MobileNetV2 taps at stride 16.
+    An identity in eval mode, so that exported graphs hold no random op.
     """
 
-    def __init__(self, in_channels, out_channels, stride, expand_ratio, act="relu6", last_act=None):
+    def __init__(self, drop_rate):
+        super().__init__()
+        self.keep_prob = 1.0 - float(drop_rate)
+        self.uniform = ops.UniformReal()
+
+    def construct(self, x):
+        if not self.training or self.keep_prob >= 1.0:
+            return x
+        mask = ops.floor(self.keep_prob + self.uniform((x.shape[0], 1, 1, 1)))
+        return x * mask / self.keep_prob
+
+
+class InvertedResidual(nn.Cell):
+    """MobileNetV2 block: 1x1 expand -> kxk depthwise -> 1x1 linear projection, residual when shapes allow.
+
+    With `se_channels` and `drop_path_rate` it is EfficientNet's MBConv (SE after the depthwise conv; the residual
+    branch dropped per sample). `expand_ratio` may be below 1 (the SSD extra layers shrink). `last_act` adds an
+    activation after the projection, as the model zoo's SSD extra layers do. `expanded()` exposes the expanded
+    tensor, which SSD-MobileNetV2 taps at stride 16.
+    """
+
+    def __init__(self, in_channels, out_channels, stride, expand_ratio, act="relu6", last_act=None, kernel_size=3,
+                 se_channels=0, drop_path_rate=0.0):
         super().__init__()
         hidden = int(round(in_channels * expand_ratio))
         self.use_residual = stride == 1 and in_channels == out_channels
         self.expand = ConvBNAct(in_channels, hidden, 1, act=act) if expand_ratio != 1 else None
-        self.depthwise = ConvBNAct(hidden, hidden, 3, stride, groups=hidden, act=act)
+        self.depthwise = ConvBNAct(hidden, hidden, kernel_size, stride, groups=hidden, act=act)
+        self.se = SqueezeExcite(hidden, se_channels, act=act) if se_channels else None
         self.project = ConvBNAct(hidden, out_channels, 1, act=last_act)
+        self.drop_path = DropPath(drop_path_rate) if self.use_residual and drop_path_rate > 0 else None
         self.hidden_channels = hidden
 
     def expanded(self, x):
         return self.expand(x) if self.expand is not None else x
 
     def from_expanded(self, x, h):
-        out = self.project(self.depthwise(h))
-        return x + out if self.use_residual else out
+        h = self.depthwise(h)
+        if self.se is not None:
+            h = self.se(h)
+        out = self.project(h)
+        if not self.use_residual:
+            return out
+        if self.drop_path is not None:
+            out = self.drop_path(out)
+        return x + out
 
     def construct(self, x):
         return self.from_expanded(x, self.expanded(x))
+
+
+def separable_conv(in_channels, out_channels, kernel_size=3, has_bias=False, bias_init="zeros", weight_init=None):
+    """Depthwise kxk then pointwise 1x1, with no norm or activation between (EfficientDet's SeparableConv)."""
+    return nn.SequentialCell([
+        conv2d(in_channels, in_channels, kernel_size, groups=in_channels),
+        conv2d(in_channels, out_channels, 1, has_bias=has_bias, weight_init=weight_init, bias_init=bias_init)])
+
+
+class MaxPoolPadded(nn.Cell):
+    """Max pool with explicit padding that never wins the max, as PyTorch and TF 'SAME' pooling behave.
+
+    MaxPool with pad_mode='pad' does not export to ONNX and nn.Pad pads zeros, which would win over negative
+    inputs; so pad zeros and push the padded cells far down with a mask made by padding ones.
+    `padding` is (top, bottom, left, right).
+    """
+    FLOOR = 6.0e4  # far below any activation, and still finite in float16
+
+    def __init__(self, kernel_size, stride, padding):
+        super().__init__()
+        top, bottom, left, right = padding
+        self.pad = nn.Pad(((0, 0), (0, 0), (top, bottom), (left, right))) if any(padding) else None
+        self.pool = nn.MaxPool2d(kernel_size, stride, pad_mode="valid")
+
+    def construct(self, x):
+        if self.pad is not None:
+            inside = self.pad(x * 0.0 + 1.0)
+            x = self.pad(x) + (inside - 1.0) * self.FLOOR
+        return self.pool(x)
+
+
+def upsample_like(x, reference):
+    """Nearest-neighbour resize of `x` to `reference`'s spatial size (an op that exports to ONNX)."""
+    return ops.ResizeNearestNeighbor(reference.shape[2:])(x)
 
 
 def head_conv_init(std=0.01):

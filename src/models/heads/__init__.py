@@ -1,4 +1,5 @@
 """Heads predict box offsets and class scores for every anchor."""
+from .shared_head import SharedConvHead
 from .ssd_head import SSDHead
 
-__all__ = ["SSDHead"]
+__all__ = ["SSDHead", "SharedConvHead"]
