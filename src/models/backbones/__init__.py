@@ -1,2 +1,3 @@
 """Backbones: each module registers its factory on import."""
 from . import mobilenet_v2  # noqa: F401
+from . import ghostnet  # noqa: F401

@@ -5,3 +5,4 @@ the anchors per location and the number of class outputs, which it derives from 
 A new detector is one file here with `@register_model("name")` on its recipe, plus its import below.
 """
 from . import ssd_mobilenet_v2  # noqa: F401
+from . import ssd_ghostnet  # noqa: F401
