@@ -14,6 +14,7 @@ import yaml
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "default_config.yaml")
+CONFIG_DIR = os.path.join(REPO_ROOT, "configs")
 BASE_KEY = "__BASE__"
 
 
@@ -300,6 +301,18 @@ def load_config(path=DEFAULT_CONFIG, **overrides):
     validate(cfg)
     cfg["config_path"] = os.path.abspath(path)
     return cfg
+
+
+def model_configs():
+    """{name: path} of the model configs in configs/, by file name (`ssd_vgg16_300`) and by model name
+    (`ssd_vgg16`, the first file that names it)."""
+    found = {}
+    paths = [os.path.join(CONFIG_DIR, f) for f in sorted(os.listdir(CONFIG_DIR)) if f.endswith(".yaml")]
+    for path in paths:
+        found[os.path.splitext(os.path.basename(path))[0]] = path
+    for path in paths:
+        found.setdefault(load_yaml_chain(path)[0]["model_name"], path)
+    return found
 
 
 def _exit_with_error(message):

@@ -1,20 +1,24 @@
 """Detector assembly: full-size shapes, anchor counts, parameter counts, one training step, clear errors."""
+import os
+
 import mindspore as ms
 import numpy as np
 import pytest
 
-from src.config import ConfigError, load_config
+from src.config import CONFIG_DIR, ConfigError, load_config
 from src.losses import DetectionLoss
 from src.models.backbones.mobilenet_v2 import MobileNetV2
 from src.models.detector import build_detector, count_parameters
 from src.models.inference import InferenceNet
 from src.training.train_step import TrainStep, build_loss_scale, build_optimizer
 
+MOBILENET_V2 = os.path.join(CONFIG_DIR, "ssd_mobilenet_v2_300.yaml")
+
 
 @pytest.fixture(scope="module")
 def ssd_mobilenet_v2():
     ms.set_context(mode=ms.PYNATIVE_MODE)
-    return build_detector(load_config(), num_classes=80)
+    return build_detector(load_config(MOBILENET_V2), num_classes=80)
 
 
 def test_mobilenet_v2_has_the_published_parameter_count():
@@ -69,7 +73,7 @@ def test_one_training_step_at_batch_1_lowers_the_loss_on_the_same_batch(ssd_mobi
 
 def test_softmax_loss_adds_a_background_output():
     ms.set_context(mode=ms.PYNATIVE_MODE)
-    cfg = load_config(loss="softmax_hnm", width_mult=0.25, img_shape=[128, 128], steps=[])
+    cfg = load_config(MOBILENET_V2, loss="softmax_hnm", width_mult=0.25, img_shape=[128, 128], steps=[])
     net = build_detector(cfg, num_classes=3)
     assert net.spec.num_outputs == 4 and net.spec.score_activation == "softmax"
     _, cls = net(ms.Tensor(np.zeros((1, 3, 128, 128), np.float32)))
@@ -78,7 +82,7 @@ def test_softmax_loss_adds_a_background_output():
 
 def test_anchor_levels_that_disagree_with_the_model_fail_clearly():
     ms.set_context(mode=ms.PYNATIVE_MODE)
-    cfg = load_config(aspect_ratios=[[2], [2, 3], [2, 3]], steps=[])
+    cfg = load_config(MOBILENET_V2, aspect_ratios=[[2], [2, 3], [2, 3]], steps=[])
     with pytest.raises(ValueError, match=r"has 6 feature levels .* anchor settings disagree: .*3 levels"):
         build_detector(cfg, 5)
 
