@@ -42,8 +42,10 @@ def make_activation(name):
 
 
 def conv2d(in_channels, out_channels, kernel_size=3, stride=1, groups=1, dilation=1, has_bias=False,
-           weight_init=None, bias_init="zeros"):
-    padding = dilation * (kernel_size - 1) // 2
+           weight_init=None, bias_init="zeros", padding=None):
+    """A conv with explicit padding, by default the size-keeping k // 2 (times the dilation)."""
+    if padding is None:
+        padding = dilation * (kernel_size - 1) // 2
     if weight_init is None:
         # fan_out of a depthwise kernel counts all channels (C * k * k), which makes its weights tiny; behind BN a
         # tiny weight gets a huge gradient (1 / |w|), and from scratch the training stalls. fan_in (k * k) does not.
@@ -158,21 +160,26 @@ class MaxPoolPadded(nn.Cell):
     """Max pool with explicit padding that never wins the max, as PyTorch and TF 'SAME' pooling behave.
 
     MaxPool with pad_mode='pad' does not export to ONNX and nn.Pad pads zeros, which would win over negative
-    inputs; so pad zeros and push the padded cells far down with a mask made by padding ones.
-    `padding` is (top, bottom, left, right).
+    inputs; so pad zeros and push the padded cells far down with a mask made by padding ones. After a ReLU
+    (`nonnegative_input=True`) zeros cannot win and the mask is skipped. `padding` is (top, bottom, left, right);
+    one extra row and column on the bottom and right give ceil rounding (VGG's 75 -> 38).
     """
     FLOOR = 6.0e4  # far below any activation, and still finite in float16
 
-    def __init__(self, kernel_size, stride, padding):
+    def __init__(self, kernel_size, stride, padding, nonnegative_input=False):
         super().__init__()
         top, bottom, left, right = padding
         self.pad = nn.Pad(((0, 0), (0, 0), (top, bottom), (left, right))) if any(padding) else None
+        self.masked = not nonnegative_input
         self.pool = nn.MaxPool2d(kernel_size, stride, pad_mode="valid")
 
     def construct(self, x):
         if self.pad is not None:
-            inside = self.pad(x * 0.0 + 1.0)
-            x = self.pad(x) + (inside - 1.0) * self.FLOOR
+            if self.masked:
+                inside = self.pad(x * 0.0 + 1.0)
+                x = self.pad(x) + (inside - 1.0) * self.FLOOR
+            else:
+                x = self.pad(x)
         return self.pool(x)
 
 

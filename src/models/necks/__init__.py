@@ -1,4 +1,4 @@
 """Necks turn backbone features into the pyramid that the head reads."""
-from .ssd_extras import InvertedResidualExtras
+from .ssd_extras import ConvExtras, InvertedResidualExtras
 
-__all__ = ["InvertedResidualExtras"]
+__all__ = ["ConvExtras", "InvertedResidualExtras"]

@@ -6,3 +6,4 @@ A new detector is one file here with `@register_model("name")` on its recipe, pl
 """
 from . import ssd_mobilenet_v2  # noqa: F401
 from . import ssd_ghostnet  # noqa: F401
+from . import ssd_vgg16  # noqa: F401

@@ -10,7 +10,7 @@ def ssd_ghostnet(cfg):
     SSD-MobileNetV2: four stride-2 inverted residual blocks (512, 256, 256, 128) and a depthwise + 1x1 predictor
     per level."""
     backbone = BACKBONES.get("ghostnet")(width_mult=cfg.width_mult)
-    neck = InvertedResidualExtras(backbone.out_channels)
+    neck = InvertedResidualExtras(backbone.out_channels, act="relu")  # the zoo's GhostNet extras use ReLU
 
     def head(anchors_per_location, num_outputs, prior_prob):
         return SSDHead(neck.out_channels, anchors_per_location, num_outputs, separable=True, prior_prob=prior_prob)
