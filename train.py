@@ -26,7 +26,7 @@ def main(argv=None):
     from src.training.checkpoint import CheckpointError
 
     # Checked before the (possibly long) dataset conversion.
-    for key in ("resume", "pre_trained"):
+    for key in ("resume", "pre_trained", "pre_trained_backbone"):
         if cfg[key] and not os.path.isfile(cfg[key]):
             raise CheckpointError(f"--{key}: checkpoint not found: {cfg[key]}")
 

@@ -33,16 +33,48 @@ class TrainingSession:
                        self.is_main, self.evaluate)
 
 
-def build_training(cfg, train_info, num_classes, device, eval_info=None):
-    net = build_detector(cfg, num_classes)
-    log.info(f"{cfg.model_name}: {count_parameters(net):,} parameters, {net.spec.num_anchors} anchors, "
-             f"feature maps {net.spec.feature_sizes}")
+def _examples(names, count=3):
+    return ", ".join(names[:count]) + (", ..." if len(names) > count else "")
+
+
+def load_backbone(net, path):
+    """Load a backbone checkpoint into `net.backbone`; returns (loaded, missing, unexpected) names.
+
+    Names may be relative to the backbone (convert_weights.py writes `features.0.conv.weight`) or those of a whole
+    detector checkpoint (`backbone.features.0.conv.weight`), whose neck and head are then ignored.
+    """
+    params, _ = read_checkpoint(path)
+    prefix = "backbone." if any(k.startswith("backbone.") for k in params) else ""
+    loaded, missing, unexpected = load_into(net.backbone, params, path, prefix=prefix)
+    text = f"pre_trained_backbone {path}: loaded {len(loaded)} backbone parameters; {len(missing)} missing"
+    if missing:
+        text += f" ({_examples(missing)}: left at their initial values)"
+    text += f"; {len(unexpected)} unexpected"
+    if unexpected and all(n.startswith("classifier.") for n in unexpected):
+        text += f" ({_examples(unexpected)}: the ImageNet classifier, which a detector does not use; as expected)"
+    elif unexpected:
+        text += f" ({_examples(unexpected)}: ignored)"
+    (log.warning if missing else log.info)(text)
+    return loaded, missing, unexpected
+
+
+def load_pretrained(cfg, net):
+    """--pre_trained_backbone first, then --pre_trained, so that a whole-network checkpoint has the last word."""
+    if cfg.pre_trained_backbone:
+        load_backbone(net, cfg.pre_trained_backbone)
     if cfg.pre_trained:
         params, _ = read_checkpoint(cfg.pre_trained)
         loaded, missing, unexpected = load_into(net, params, cfg.pre_trained,
                                                 filter_prefixes=tuple(cfg.checkpoint_filter_list))
         log.info(f"pre_trained {cfg.pre_trained}: loaded {len(loaded)} parameters, {len(missing)} missing, "
                  f"{len(unexpected)} unexpected")
+
+
+def build_training(cfg, train_info, num_classes, device, eval_info=None):
+    net = build_detector(cfg, num_classes)
+    log.info(f"{cfg.model_name}: {count_parameters(net):,} parameters, {net.spec.num_anchors} anchors, "
+             f"feature maps {net.spec.feature_sizes}")
+    load_pretrained(cfg, net)
 
     dataset = create_train_dataset(train_info.path, cfg, net.spec.anchors, cfg.batch_size, device.rank,
                                    device.group_size)

@@ -83,7 +83,11 @@ def load_into(net, params, path, prefix="", filter_prefixes=(), strict=False):
     names = {n for n, _ in net.parameters_and_names()}
     unexpected = [k for k in available if k not in names and not k.startswith(TRAIN_STATE)]
     if not loaded:
-        raise CheckpointError(f"{path}: no parameter matches the model")
+        # Example names on both sides show at a glance whether a prefix or a whole model is wrong.
+        ours = next((n for n, _ in net.parameters_and_names()), "-")
+        theirs = next(iter(available), next(iter(params), "-"))
+        raise CheckpointError(f"{path}: no parameter matches the model (checkpoint names such as '{theirs}', "
+                              f"model names such as '{ours}')")
     if strict and missing:
         raise CheckpointError(f"{path}: {len(missing)} model parameters are missing, e.g. '{missing[0]}'")
     return loaded, missing, unexpected
