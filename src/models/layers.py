@@ -101,12 +101,11 @@ class DropPath(nn.Cell):
     def __init__(self, drop_rate):
         super().__init__()
         self.keep_prob = 1.0 - float(drop_rate)
-        self.uniform = ops.UniformReal()
 
     def construct(self, x):
         if not self.training or self.keep_prob >= 1.0:
             return x
-        mask = ops.floor(self.keep_prob + self.uniform((x.shape[0], 1, 1, 1)))
+        mask = ops.floor(self.keep_prob + ops.rand((x.shape[0], 1, 1, 1), dtype=x.dtype))
         return x * mask / self.keep_prob
 
 

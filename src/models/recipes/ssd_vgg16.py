@@ -1,15 +1,14 @@
 """SSD300-VGG16: the SSD paper's model (Liu et al., ECCV 2016)."""
-from ...config import ConfigError
 from ..heads import SSDHead
 from ..necks import ConvExtras
 from ..registry import BACKBONES, register_model
+from .common import require_unit_width
 
 
 @register_model("ssd_vgg16")
 def ssd_vgg16(cfg):
     """VGG16 (conv4_3 L2-norm, fc6/fc7 as convs) -> conv8-conv11 extras -> a plain 3x3 conv predictor per level."""
-    if cfg.width_mult != 1.0:
-        raise ConfigError(f"ssd_vgg16 has no width multiplier; width_mult must be 1.0, got {cfg.width_mult}")
+    require_unit_width(cfg)
     backbone = BACKBONES.get("vgg16")()
     neck = ConvExtras(backbone.out_channels)
 

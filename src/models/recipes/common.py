@@ -1,0 +1,9 @@
+"""Checks shared by recipes."""
+from ...config import ConfigError
+
+
+def require_unit_width(cfg):
+    """Models without a width multiplier (VGG16, ResNet50, EfficientDet's compound scaling) refuse another value,
+    rather than silently ignoring it."""
+    if cfg.width_mult != 1.0:
+        raise ConfigError(f"{cfg.model_name} has no width multiplier; width_mult must be 1.0, got {cfg.width_mult}")
