@@ -72,6 +72,11 @@ class DetectionLoss(nn.Cell):
         self.box_beta = box_beta
         self.box_weight = box_weight
 
+    @classmethod
+    def from_config(cls, network, cfg):
+        return cls(network, cfg.loss, cfg.focal_alpha, cfg.focal_gamma, cfg.neg_pos_ratio, cfg.box_loss_beta,
+                   cfg.box_loss_weight)
+
     def construct(self, image, loc_targets, labels, num_pos):
         pred_loc, pred_cls = self.network(image)
         pred_loc = ops.cast(pred_loc, mstype.float32)

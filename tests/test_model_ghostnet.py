@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from src.config import CONFIG_DIR, load_config
-from src.losses import DetectionLoss
 from src.models.backbones.ghostnet import GhostModule, GhostNet
 from src.models.detector import build_detector, count_parameters
-from src.training.train_step import TrainStep, build_loss_scale, build_optimizer
+
+from model_checks import assert_one_step_lowers_loss
 
 CONFIG = os.path.join(CONFIG_DIR, "ssd_ghostnet_300.yaml")
 
@@ -54,19 +54,4 @@ def test_ssd_ghostnet_full_size_shapes(ssd_ghostnet):
 
 
 def test_one_training_step_at_batch_1_lowers_the_loss_on_the_same_batch(ssd_ghostnet):
-    net = ssd_ghostnet
-    rng = np.random.default_rng(0)
-    a = net.spec.num_anchors
-    labels = np.zeros((1, a), np.int32)
-    labels[0, :20] = rng.integers(1, 81, 20)
-    inputs = [ms.Tensor(rng.uniform(-1, 1, (1, 3, 300, 300)).astype(np.float32)),
-              ms.Tensor(rng.normal(0, 1, (1, a, 4)).astype(np.float32)), ms.Tensor(labels),
-              ms.Tensor(np.array([20], np.int32))]
-    loss = DetectionLoss(net, "focal", 0.75, 2.0)
-    step = TrainStep(loss, build_optimizer(net, np.full(4, 0.01, np.float32), 0.9, 0.0),
-                     build_loss_scale("fixed", 1.0), clip_norm=10.0)
-    step.set_train(True)
-    first, overflow, _ = step(*inputs)
-    second, _, _ = step(*inputs)
-    assert not bool(overflow.asnumpy())
-    assert np.isfinite(first.asnumpy()) and float(second.asnumpy()) < float(first.asnumpy())
+    assert_one_step_lowers_loss(ssd_ghostnet, load_config(CONFIG))

@@ -10,11 +10,11 @@ import pytest
 
 from src.box.anchors import build_anchor_generator
 from src.config import CONFIG_DIR, ConfigError, load_config
-from src.losses import DetectionLoss
 from src.models.backbones.vgg16 import L2Norm, ceil_max_pool_2x2, vgg16
 from src.models.detector import anchor_config, build_detector, count_parameters
 from src.models.shapes import downsampled_hw
-from src.training.train_step import TrainStep, build_loss_scale, build_optimizer
+
+from model_checks import assert_one_step_lowers_loss
 
 CONFIG = os.path.join(CONFIG_DIR, "ssd_vgg16_300.yaml")
 SSD300_SIZES = [(38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (1, 1)]
@@ -95,23 +95,10 @@ def test_ssd_vgg16_rejects_a_width_multiplier():
 def test_one_training_step_at_batch_1_lowers_the_loss_on_the_same_batch():
     ms.set_context(mode=ms.PYNATIVE_MODE)
     # 257 is the smallest input at which every level exists: fc7 must be at least 17 for conv11_2 to be 1x1.
-    net = build_detector(load_config(CONFIG, img_shape=[257, 257]), num_classes=3)
+    cfg = load_config(CONFIG, img_shape=[257, 257])
+    net = build_detector(cfg, num_classes=3)
     assert net.spec.feature_sizes == [(33, 33), (17, 17), (9, 9), (5, 5), (3, 3), (1, 1)]
-    rng = np.random.default_rng(0)
-    a = net.spec.num_anchors
-    labels = np.zeros((1, a), np.int32)
-    labels[0, :20] = rng.integers(1, 4, 20)
-    inputs = [ms.Tensor(rng.uniform(-1, 1, (1, 3, 257, 257)).astype(np.float32)),
-              ms.Tensor(rng.normal(0, 1, (1, a, 4)).astype(np.float32)), ms.Tensor(labels),
-              ms.Tensor(np.array([20], np.int32))]
-    loss = DetectionLoss(net, "softmax_hnm", neg_pos_ratio=3.0)
-    step = TrainStep(loss, build_optimizer(net, np.full(4, 0.01, np.float32), 0.9, 0.0),
-                     build_loss_scale("fixed", 1.0), clip_norm=10.0)
-    step.set_train(True)
-    first, overflow, _ = step(*inputs)
-    second, _, _ = step(*inputs)
-    assert not bool(overflow.asnumpy())
-    assert np.isfinite(first.asnumpy()) and float(second.asnumpy()) < float(first.asnumpy())
+    assert_one_step_lowers_loss(net, cfg)
 
 
 def model_zoo_default_boxes(img_size, steps, min_scale, max_scale, aspect_ratios, feature_sizes):

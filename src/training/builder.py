@@ -83,8 +83,7 @@ def build_training(cfg, train_info, num_classes, device, eval_info=None):
         raise DatasetError(f"{train_info.num_images} training images are fewer than one batch of "
                            f"{cfg.batch_size} per device; lower --batch_size")
     lr = warmup_cosine_lr(cfg.lr, steps, cfg.epoch_size, cfg.warmup_epochs, cfg.lr_end_ratio)
-    loss = DetectionLoss(net, cfg.loss, cfg.focal_alpha, cfg.focal_gamma, cfg.neg_pos_ratio, cfg.box_loss_beta,
-                         cfg.box_loss_weight)
+    loss = DetectionLoss.from_config(net, cfg)
     optimizer = build_optimizer(net, lr, cfg.momentum, cfg.weight_decay)
     train_step = TrainStep(loss, optimizer, build_loss_scale(cfg.loss_scale_type, cfg.loss_scale),
                            cfg.grad_clip_norm)

@@ -1,0 +1,25 @@
+"""Checks that every model's test runs the same way."""
+import mindspore as ms
+import numpy as np
+
+from src.losses import DetectionLoss
+from src.training.train_step import TrainStep, build_loss_scale, build_optimizer
+
+
+def assert_one_step_lowers_loss(net, cfg, num_positives=20, lr=0.01, seed=0):
+    """Two SGD steps on one random batch of 1 with the config's loss: no overflow, finite, and the second lower."""
+    rng = np.random.default_rng(seed)
+    anchors = net.spec.num_anchors
+    labels = np.zeros((1, anchors), np.int32)
+    labels[0, :num_positives] = rng.integers(1, net.spec.num_classes + 1, num_positives)
+    h, w = net.spec.img_shape
+    inputs = [ms.Tensor(rng.uniform(-1, 1, (1, 3, h, w)).astype(np.float32)),
+              ms.Tensor(rng.normal(0, 0.5, (1, anchors, 4)).astype(np.float32)), ms.Tensor(labels),
+              ms.Tensor(np.array([num_positives], np.int32))]
+    step = TrainStep(DetectionLoss.from_config(net, cfg), build_optimizer(net, np.full(4, lr, np.float32), 0.9, 0.0),
+                     build_loss_scale("fixed", 1.0), clip_norm=cfg.grad_clip_norm or 10.0)
+    step.set_train(True)
+    first, overflow, _ = step(*inputs)
+    second, _, _ = step(*inputs)
+    assert not bool(overflow.asnumpy())
+    assert np.isfinite(first.asnumpy()) and float(second.asnumpy()) < float(first.asnumpy())
