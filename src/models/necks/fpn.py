@@ -7,18 +7,15 @@ API style). P6 and P7: 3x3 stride-2 conv + BN + ReLU6, P6 from the P5 output and
 ONNX and equals a 2x repeat when sizes halve exactly.
 """
 import mindspore.nn as nn
-from mindspore.common.initializer import HeNormal
 
-from ..layers import ConvBNAct, upsample_like
+from ..layers import ConvBNAct, conv2d, upsample_like
 from ..shapes import downsampled_size
 
 
 class FPN(nn.Cell):
     def __init__(self, in_channels, out_channels=256, extra_levels=2, act="relu6"):
         super().__init__()
-        self.lateral_convs = nn.CellList([
-            nn.Conv2d(c, out_channels, 1, has_bias=True, weight_init=HeNormal(mode="fan_out", nonlinearity="relu"))
-            for c in in_channels])
+        self.lateral_convs = nn.CellList([conv2d(c, out_channels, 1, has_bias=True) for c in in_channels])
         self.output_convs = nn.CellList([ConvBNAct(out_channels, out_channels, 3, act=act) for _ in in_channels])
         self.extra_convs = nn.CellList([ConvBNAct(out_channels, out_channels, 3, 2, act=act)
                                         for _ in range(extra_levels)])
