@@ -2,8 +2,16 @@
 import mindspore as ms
 import numpy as np
 
+from src.config import load_config
 from src.losses import DetectionLoss
+from src.models.detector import build_detector
 from src.training.train_step import TrainStep, build_loss_scale, build_optimizer
+
+
+def build_in_pynative(config_path, num_classes=80):
+    """A model as its config builds it; PyNative, since one forward pass does not repay a graph compile."""
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    return build_detector(load_config(config_path), num_classes=num_classes)
 
 
 def assert_one_step_lowers_loss(net, cfg, num_positives=20, lr=0.01, seed=0):

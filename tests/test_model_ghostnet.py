@@ -7,17 +7,16 @@ import pytest
 
 from src.config import CONFIG_DIR, load_config
 from src.models.backbones.ghostnet import GhostModule, GhostNet
-from src.models.detector import build_detector, count_parameters
+from src.models.detector import count_parameters
 
-from model_checks import assert_one_step_lowers_loss
+from model_checks import assert_one_step_lowers_loss, build_in_pynative
 
 CONFIG = os.path.join(CONFIG_DIR, "ssd_ghostnet_300.yaml")
 
 
 @pytest.fixture(scope="module")
 def ssd_ghostnet():
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-    return build_detector(load_config(CONFIG), num_classes=80)
+    return build_in_pynative(CONFIG)
 
 
 def test_ghostnet_has_the_published_parameter_count():

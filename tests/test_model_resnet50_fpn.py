@@ -9,7 +9,7 @@ from src.config import CONFIG_DIR, ConfigError, load_config
 from src.models.backbones.resnet import ResNet
 from src.models.detector import build_detector, count_parameters
 
-from model_checks import assert_one_step_lowers_loss
+from model_checks import assert_one_step_lowers_loss, build_in_pynative
 
 CONFIG = os.path.join(CONFIG_DIR, "ssd_resnet50_fpn_640.yaml")
 RETINA640_SIZES = [(80, 80), (40, 40), (20, 20), (10, 10), (5, 5)]
@@ -17,8 +17,7 @@ RETINA640_SIZES = [(80, 80), (40, 40), (20, 20), (10, 10), (5, 5)]
 
 @pytest.fixture(scope="module")
 def full_size():
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-    return build_detector(load_config(CONFIG), num_classes=80)
+    return build_in_pynative(CONFIG)
 
 
 def test_resnet50_has_the_published_parameter_count_and_strides():

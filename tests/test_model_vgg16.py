@@ -14,7 +14,7 @@ from src.models.backbones.vgg16 import L2Norm, ceil_max_pool_2x2, vgg16
 from src.models.detector import anchor_config, build_detector, count_parameters
 from src.models.shapes import downsampled_hw
 
-from model_checks import assert_one_step_lowers_loss
+from model_checks import assert_one_step_lowers_loss, build_in_pynative
 
 CONFIG = os.path.join(CONFIG_DIR, "ssd_vgg16_300.yaml")
 SSD300_SIZES = [(38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (1, 1)]
@@ -22,8 +22,7 @@ SSD300_SIZES = [(38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (1, 1)]
 
 @pytest.fixture(scope="module")
 def ssd_vgg16():
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-    return build_detector(load_config(CONFIG), num_classes=80)
+    return build_in_pynative(CONFIG)
 
 
 def test_vgg16_classifier_has_the_published_layer_table_and_parameter_count():

@@ -10,15 +10,14 @@ from src.models.backbones.mobilenet_v2 import MobileNetV2
 from src.models.detector import build_detector, count_parameters
 from src.models.inference import InferenceNet
 
-from model_checks import assert_one_step_lowers_loss
+from model_checks import assert_one_step_lowers_loss, build_in_pynative
 
 MOBILENET_V2 = os.path.join(CONFIG_DIR, "ssd_mobilenet_v2_300.yaml")
 
 
 @pytest.fixture(scope="module")
 def ssd_mobilenet_v2():
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-    return build_detector(load_config(MOBILENET_V2), num_classes=80)
+    return build_in_pynative(MOBILENET_V2)
 
 
 def test_mobilenet_v2_has_the_published_parameter_count():
