@@ -57,8 +57,8 @@ class ResNet(nn.Cell):
         if depth not in BOTTLENECK_STAGES:
             raise ValueError(f"ResNet depth must be one of {sorted(BOTTLENECK_STAGES)}, got {depth}")
         self.conv1 = ConvBNAct(3, 64, 7, 2)
-        # Padding must never win the max: PyTorch pads with -inf, MaxPoolPadded does the ONNX-safe equivalent.
-        self.maxpool = MaxPoolPadded(3, 2, (1, 1, 1, 1))
+        # After the stem's ReLU a zero pad can never win the max, so PyTorch's -inf padding needs no mask here.
+        self.maxpool = MaxPoolPadded(3, 2, (1, 1, 1, 1), nonnegative_input=True)
         in_ch = 64
         stages = []
         for i, (width, blocks) in enumerate(zip(STAGE_WIDTHS, BOTTLENECK_STAGES[depth])):

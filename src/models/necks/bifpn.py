@@ -16,6 +16,7 @@ import mindspore.ops as ops
 from mindspore import Parameter, Tensor
 
 from ..layers import ConvBNAct, MaxPoolPadded, batch_norm, make_activation, separable_conv, upsample_like
+from ..shapes import downsampled_size
 
 FUSION_EPS = 1e-4
 
@@ -25,10 +26,6 @@ def same_padding(size, kernel_size=3, stride=2):
     out = -(-size // stride)
     total = max((out - 1) * stride + kernel_size - size, 0)
     return total // 2, total - total // 2
-
-
-def pooled_size(size, stride=2):
-    return -(-size // stride)
 
 
 def max_pool_same(size_hw):
@@ -126,7 +123,7 @@ class BiFPN(nn.Cell):
     def _level_sizes(in_sizes, num_levels):
         sizes = list(in_sizes)
         while len(sizes) < num_levels:
-            sizes.append(tuple(pooled_size(v) for v in sizes[-1]))
+            sizes.append(tuple(downsampled_size(v, 2) for v in sizes[-1]))
         return sizes
 
     def feature_sizes(self, in_sizes):
