@@ -7,8 +7,9 @@ from .config import ConfigError
 def user_errors():
     """Exception types that describe a problem with the user's input rather than a bug."""
     from .data.records import DatasetError
+    from .deploy import ExportError
     from .training.checkpoint import CheckpointError
-    return (ConfigError, DatasetError, CheckpointError, FileNotFoundError)
+    return (ConfigError, DatasetError, CheckpointError, ExportError, FileNotFoundError)
 
 
 def fail(message, code=2):

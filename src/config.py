@@ -27,11 +27,13 @@ CHOICES = {
     "loss_scale_type": ("fixed", "dynamic"),
     "mode": ("GRAPH", "PYNATIVE"),
     "device_target": ("auto", "CPU", "GPU", "Ascend"),
+    "file_format": ("MINDIR", "AIR", "ONNX"),
 }
 POSITIVE = ("epoch_size", "batch_size", "eval_batch_size", "lr", "log_interval", "save_checkpoint_epochs",
             "keep_checkpoint_max", "eval_interval", "max_boxes", "pre_nms_top_k", "width_mult", "loss_scale",
             "demo_num_train", "demo_num_val", "num_parallel_workers")
-UNIT_INTERVAL = ("match_threshold", "ignore_threshold", "nms_threshold", "min_score", "focal_alpha", "prior_prob")
+UNIT_INTERVAL = ("match_threshold", "ignore_threshold", "nms_threshold", "min_score", "focal_alpha", "prior_prob",
+                 "draw_score")
 
 
 class ConfigError(ValueError):
@@ -240,6 +242,12 @@ def _flag_value(argv, flag):
         if arg.startswith(flag + "="):
             return arg.split("=", 1)[1]
     return None
+
+
+def given_on_command_line(key, argv=None):
+    """Whether `--key` was passed explicitly (for keys whose meaning differs between entry points)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return _flag_value(argv, f"--{key}") is not None
 
 
 def run_config_path(checkpoint):

@@ -31,3 +31,24 @@ def assert_one_step_lowers_loss(net, cfg, num_positives=20, lr=0.01, seed=0):
     second, _, _ = step(*inputs)
     assert not bool(overflow.asnumpy())
     assert np.isfinite(first.asnumpy()) and float(second.asnumpy()) < float(first.asnumpy())
+
+
+def save_test_checkpoint(config_path, path, class_names, category_ids=None, seed=0):
+    """A checkpoint of an untrained model whose outputs are not degenerate: BN statistics drawn away from 0/1
+    (so that export must fold them correctly) and classification biases spread, so that some boxes pass
+    `min_score` and NMS has work to do. Written with the metadata train.py records."""
+    from src.training.checkpoint import save_checkpoint
+    cfg = load_config(config_path)
+    net = build_in_pynative(config_path, num_classes=len(class_names))
+    rng = np.random.default_rng(seed)
+    for name, param in net.parameters_and_names():
+        if name.endswith("moving_variance"):
+            param.set_data(ms.Tensor(rng.uniform(0.5, 2.0, param.shape).astype(np.float32)))
+        elif name.endswith("moving_mean"):
+            param.set_data(ms.Tensor(rng.uniform(-0.3, 0.3, param.shape).astype(np.float32)))
+        elif name.startswith("head.") and name.endswith("bias") and "cls" in name:
+            param.set_data(ms.Tensor(rng.normal(-2.0, 1.5, param.shape).astype(np.float32)))
+    ids = list(category_ids or range(1, len(class_names) + 1))
+    save_checkpoint(str(path), net, meta={"model_name": cfg.model_name, "class_names": list(class_names),
+                                          "category_ids": ids, "epoch": 0, "global_step": 0})
+    return str(path)

@@ -19,7 +19,9 @@ class NMSParams:
 
     @classmethod
     def from_config(cls, cfg):
-        return cls(float(cfg.min_score), float(cfg.nms_threshold), int(cfg.max_boxes), int(cfg.pre_nms_top_k))
+        """From a config or any mapping with the four keys."""
+        return cls(float(cfg["min_score"]), float(cfg["nms_threshold"]), int(cfg["max_boxes"]),
+                   int(cfg["pre_nms_top_k"]))
 
 
 def image_detections(boxes_norm, scores, image_hw, params):
