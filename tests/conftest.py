@@ -36,7 +36,7 @@ def deployed(tmp_path_factory):
     d = tmp_path_factory.mktemp("deploy")
     config = os.path.join(REPO, "configs", "ssd_mobilenet_v2_300.yaml")
     ckpt = save_test_checkpoint(config, d / "model.ckpt", CLASS_NAMES, CATEGORY_IDS)
-    data = ["--dataset", "demo", "--demo_root", str(d / "demo"), "--demo_num_train", "4", "--demo_num_val", "4",
+    data = ["--dataset", "demo", "--demo_root", str(d / "demo"), "--demo_num_train", "4", "--demo_num_val", "8",
             "--mindrecord_dir", str(d / "mindrecord")]
     assert eval_script.main(["--config_path", config, "--checkpoint_path", ckpt] + data) == 0
     for fmt in ("MINDIR", "ONNX"):

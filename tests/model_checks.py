@@ -39,6 +39,7 @@ def save_test_checkpoint(config_path, path, class_names, category_ids=None, seed
     `min_score` and NMS has work to do. Written with the metadata train.py records."""
     from src.training.checkpoint import save_checkpoint
     cfg = load_config(config_path)
+    ms.set_seed(seed)   # the initial weights, hence the (random) detections and their mAP, are the same every run
     net = build_in_pynative(config_path, num_classes=len(class_names))
     rng = np.random.default_rng(seed)
     for name, param in net.parameters_and_names():

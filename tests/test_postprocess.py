@@ -36,7 +36,7 @@ def printed_map(text):
 
 def test_the_layout_is_raw_float32_per_image(deployed, reference_bins):
     files = sorted(os.listdir(reference_bins))
-    assert files[:2] == ["000001_0.bin", "000001_1.bin"] and len(files) == 8
+    assert files[:2] == ["000001_0.bin", "000001_1.bin"] and len(files) == 16
     assert os.path.getsize(reference_bins / "000001_0.bin") == 1917 * 4 * 4
     assert os.path.getsize(reference_bins / "000001_1.bin") == 1917 * 6 * 4
     boxes, scores = read_result_bins(str(reference_bins), "000001", 6)
@@ -65,7 +65,7 @@ def test_missing_or_malformed_outputs_are_reported(deployed, reference_bins, tmp
     for f in ("000001_0.bin", "000001_1.bin"):
         (partial / f).write_bytes((reference_bins / f).read_bytes())
     code, out, err = run_postprocess(args(deployed, partial))
-    assert code == 0 and "3 of 4 images have no output files" in err[0] and "mAP: " in out
+    assert code == 0 and "7 of 8 images have no output files" in err[0] and "mAP: " in out
     np.zeros(10, np.float32).tofile(partial / "000001_1.bin")
     code, _, err = run_postprocess(args(deployed, partial))
     assert code == 2 and "000001_1.bin: 10 floats, expected 1917 anchors x 6 classes" in err[-1], err

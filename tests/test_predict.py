@@ -31,7 +31,7 @@ def test_detections_equal_evals_on_the_same_images(deployed, from_checkpoint):
     _, predicted = from_checkpoint
     gt = json.loads(deployed["gt"].read_text())
     evaluated = json.loads(deployed["eval_json"].read_text())
-    assert len(predicted) == len(gt["images"]) == 4
+    assert len(predicted) == len(gt["images"]) == 8
     total = 0
     for image in gt["images"]:
         ours = predicted[os.path.splitext(image["file_name"])[0]]
