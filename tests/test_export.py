@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 import export
-from model_checks import save_test_checkpoint
+from model_checks import sample_inputs, save_test_checkpoint
 from src.config import load_config, model_configs
-from src.data.augment import EvalTransform
 from src.data.demo import CLASS_NAMES, CATEGORY_IDS
 from src.deploy.exporter import name_resize_mode
 from src.deploy.loading import inference_net, load_detector
@@ -22,19 +21,6 @@ from src.deploy.model_card import batch_size_of, read_card
 from src.deploy.runtimes import MindIRRuntime, OnnxRuntime
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DOG = "/usr/share/darknet/data/dog.jpg"
-
-
-def real_batch(cfg, n):
-    """n normalised inputs: a real photo where one is installed (realistic activations), else noise images."""
-    import cv2
-    rng = np.random.default_rng(1)
-    if os.path.isfile(DOG):
-        image = cv2.cvtColor(cv2.imread(DOG), cv2.COLOR_BGR2RGB)
-    else:
-        image = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
-    transform = EvalTransform(cfg.img_shape, cfg.img_mean, cfg.img_std)
-    return np.stack([transform(np.roll(image, 37 * i, axis=1)) for i in range(n)])
 
 
 def export_and_compare(config_path, tmp, formats=("MINDIR", "ONNX"), batch_size=2):
@@ -43,7 +29,7 @@ def export_and_compare(config_path, tmp, formats=("MINDIR", "ONNX"), batch_size=
     cfg = load_config(config_path, checkpoint_path=ckpt)
     ms.set_context(mode=ms.PYNATIVE_MODE)
     infer = inference_net(cfg, load_detector(cfg)[0])
-    x = real_batch(cfg, batch_size)
+    x = sample_inputs(cfg, batch_size, offset=3)
     want = [t.asnumpy() for t in infer(ms.Tensor(x))]
     diffs = {}
     for fmt in formats:
