@@ -57,6 +57,16 @@ def validate(cfg):
             raise ConfigError(f"key '{key}' must be between 0 and 1, got {cfg[key]!r}")
     if "img_shape" in cfg and (len(cfg.img_shape) != 2 or min(cfg.img_shape) < 32):
         raise ConfigError(f"key 'img_shape' must be [height, width], each at least 32, got {cfg.img_shape}")
+    if cfg.get("num_classes", 0) < 0:
+        raise ConfigError(f"key 'num_classes' must be 0 (derived from the classes) or positive, got {cfg.num_classes}")
+    classes = [str(c) for c in cfg.get("classes") or []]
+    repeated = sorted({c for c in classes if classes.count(c) > 1})
+    if repeated:
+        raise ConfigError(f"key 'classes' names {', '.join(repeated)} more than once")
+    if classes and cfg.get("num_classes") and cfg.num_classes != len(classes):
+        raise ConfigError(f"num_classes is {cfg.num_classes} but classes names {len(classes)} "
+                          f"({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}); leave num_classes at 0 "
+                          "to derive it")
     if cfg.get("ignore_threshold", 0) > cfg.get("match_threshold", 1):
         raise ConfigError(f"ignore_threshold ({cfg.ignore_threshold}) must not exceed match_threshold "
                           f"({cfg.match_threshold})")
@@ -146,11 +156,20 @@ def _coerce(key, value, default, where):
     if isinstance(default, list):
         if not isinstance(value, list):
             raise ConfigError(f"{where}: key '{key}' expects a list, got {value!r}")
+        if default and isinstance(default[0], list):
+            return [_coerce_number_list(key, v, where) for v in value]
         if default:
-            # Check elements against the default's first element (nested lists stay as given).
+            # Check elements against the default's first element.
             proto = default[0]
-            return [_coerce(key, v, proto, where) if not isinstance(proto, list) else v for v in value]
+            return [_coerce(key, v, proto, where) for v in value]
         return value
+    return value
+
+
+def _coerce_number_list(key, value, where):
+    """An inner list of a list of lists (aspect_ratios): numbers, kept as given."""
+    if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise ConfigError(f"{where}: key '{key}' expects a list of number lists, got {value!r} inside it")
     return value
 
 

@@ -190,7 +190,7 @@ def test_txt_bad_lines_boxes_and_paths_are_counted(tmp_path):
         "broken.jpg",                         # 5
         "../outside.jpg 1,1,5,5,0",           # 6
         f"{outside} 1,1,5,5,0",               # 7: absolute
-        "1.jpg 1,1,5,5,0",                    # 8: same image again
+        "broken.jpg",                         # 8: same image again (with other boxes, both would go)
     ]
     (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
     printed = []
@@ -234,7 +234,7 @@ def test_coco_bad_entries_are_reported_with_ids(tmp_path):
         {"id": 905, "image_id": 2, "category_id": 1, "bbox": [1, 1, -3, 5]},            # inverted
     ])
     doc = json.loads(path.read_text())
-    doc["images"].append({"id": 2, "file_name": "3.jpg", "width": 32, "height": 32})   # duplicate id
+    doc["images"].append({"id": 2, "file_name": "2.jpg", "width": 50, "height": 40})   # duplicate id
     doc["images"].append({"id": 8, "file_name": "../3.jpg", "width": 32, "height": 32})
     doc["images"].append({"id": 9, "file_name": str(tmp_path / "img" / "3.jpg")})
     doc["images"].append({"id": 10, "file_name": "gone.jpg"})
@@ -270,7 +270,7 @@ def test_voc_bad_xml_box_and_class_are_reported(tmp_path):
     split = tmp_path / "train"
     write_voc(str(split))
     (split / "4.xml").write_text("<annotation>\n<filename>3.jpg</filename>\n<object></annotation>")
-    (split / "5.xml").write_text(voc_xml("1.jpg", 40, 30, [("horse", 1, 1, 5, 5, 0), ("cat", 1, "x", 5, 5, 0),
+    (split / "5.xml").write_text(voc_xml("5.jpg", 40, 30, [("horse", 1, 1, 5, 5, 0), ("cat", 1, "x", 5, 5, 0),
                                                            ("cat", 9, 9, 3, 3, 0)]))
     (split / "6.xml").write_text(voc_xml("../../x.jpg", 40, 30, []))
     parsed = parse_voc(str(split), CLASSES)

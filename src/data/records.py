@@ -183,30 +183,149 @@ def drop_bad_boxes(boxes: np.ndarray, report: SkipReport, source: str,
     return keep
 
 
+def fits_int64(value: int) -> bool:
+    """Image ids are stored as int64 in the MindRecord."""
+    return -2**63 <= value < 2**63
+
+
+def _box_table(record: Record) -> np.ndarray:
+    """The record's boxes, labels and crowd flags as sorted rows: equal tables mean the same annotation."""
+    table = np.concatenate([record.boxes.astype(np.float64), record.labels[:, None].astype(np.float64),
+                            record.iscrowd[:, None].astype(np.float64)], axis=1)
+    return table[np.lexsort(table.T[::-1])] if len(table) else table
+
+
+def drop_duplicate_images(records: list[Record], report: SkipReport) -> list[Record]:
+    """One record per image file.
+
+    A file listed twice with the same boxes is a harmless repeat: the first listing is kept. Listed with different
+    boxes, it is not known which annotation is right (or whether the lines were meant to be merged), and training
+    or evaluating on a partial one is wrong without saying so: every listing is skipped and reported.
+    """
+    listings: dict[str, list[Record]] = {}
+    for record in records:
+        listings.setdefault(record.path, []).append(record)
+    kept = []
+    for record in records:
+        group = listings[record.path]
+        if len(group) == 1:
+            kept.append(record)
+            continue
+        first = group[0]
+        if all(np.array_equal(_box_table(first), _box_table(other)) for other in group[1:]):
+            if record is first:
+                kept.append(record)
+            else:
+                report.skip_image(record.source, "duplicate image",
+                                  f"{record.file_name} is already listed at {first.source} with the same boxes")
+        else:
+            others = ", ".join(other.source for other in group if other is not record)
+            report.skip_image(record.source, "duplicate image",
+                              f"{record.file_name} is also listed at {others} with other boxes; "
+                              "not knowing which are right, none is used")
+    return kept
+
+
+# A decoded image costs height * width * 3 bytes, and its header can claim any size (a 600-byte JPEG may say
+# 20000x20000 and make the decoder allocate 1.2 GB before it finds the data missing). So the size is read from the
+# header first and big images are skipped, not downscaled: a resized copy would need re-encoding and rescaled boxes,
+# and the user should choose how to shrink their data. 8192x8192 leaves photos and aerial tiles untouched.
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOF0..SOF15 (not DHT, JPG, DAC)
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from a JPEG's frame header, walking the marker segments; None when it cannot be found."""
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:                       # fill byte before a marker
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:   # markers without a length
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA):               # end of image, or a scan before any frame header
+            return None
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if length < 2:
+            return None
+        if marker in _JPEG_FRAME_MARKERS:
+            if i + 9 > n:
+                return None
+            return int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
+        i += 2 + length
+    return None
+
+
+def image_header(data: bytes) -> tuple[str, tuple[int, int] | None]:
+    """(format name, (height, width) or None) read from the first bytes, without decoding.
+
+    Covers the formats datasets use (JPEG, PNG, BMP); others are named "other" and only their decoded size is
+    checked.
+    """
+    if data[:3] == b"\xff\xd8\xff":
+        return "JPEG", _jpeg_size(data)
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        if data[12:16] == b"IHDR" and len(data) >= 24:
+            return "PNG", (int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big"))
+        return "PNG", None
+    if data[:2] == b"BM" and len(data) >= 26:  # Windows header (OS/2's 16-bit one is left to the decoder)
+        width = int.from_bytes(data[18:22], "little", signed=True)
+        height = int.from_bytes(data[22:26], "little", signed=True)  # negative: rows stored top-down
+        return "BMP", (abs(height), abs(width))
+    return "other", None
+
+
+def _too_large(height: int, width: int) -> str:
+    return (f"{width}x{height} is {height * width / 1e6:.0f} megapixels, more than the limit of "
+            f"{MAX_IMAGE_PIXELS / 1e6:.0f}; downscale it and its boxes")
+
+
 def _decode_or_none(data: bytes):
     """BGR uint8 image from encoded bytes, or None. Never raises: a bad file is the data's fault, not ours."""
     import cv2  # imported here so that parsing annotations never pays for OpenCV
 
+    level = cv2.getLogLevel()
     try:
+        cv2.setLogLevel(2)  # errors only: OpenCV warns about some broken files, and our skip line names the file
         buf = np.frombuffer(data, np.uint8)
         if buf.size == 0:
             return None
         return cv2.imdecode(buf, cv2.IMREAD_COLOR)
     except Exception:  # cv2.error, MemoryError for absurd headers, ...: all mean "cannot read this image"
         return None
+    finally:
+        cv2.setLogLevel(level)
 
 
 def check_image(record: Record, data: bytes, report: SkipReport) -> tuple[int, int] | None:
     """Check ``record`` against its real image; returns ``(height, width)``, or None when the image is skipped.
 
-    The size used is that of the decoded image (IMREAD_COLOR, as training decodes it). The record is updated in
-    place: true width and height, boxes clipped to the image, boxes left empty by clipping dropped.
+    The size used is that of the decoded image (IMREAD_COLOR, as training decodes it), after the header's size is
+    checked against MAX_IMAGE_PIXELS. The image's format is read from its bytes, not its name (a PNG named .jpg is
+    fine: training decodes by content too). The record is updated in place: true width and height, boxes clipped
+    to the image, boxes left empty by clipping dropped.
     """
+    if not data:
+        report.skip_image(record.source, "unreadable image", f"{record.file_name}: empty file")
+        return None
+    kind, header_hw = image_header(data)
+    if header_hw is not None and header_hw[0] * header_hw[1] > MAX_IMAGE_PIXELS:
+        report.skip_image(record.source, "image too large", f"{record.file_name}: {_too_large(*header_hw)}")
+        return None
     image = _decode_or_none(data)
     if image is None or image.ndim < 2 or image.shape[0] == 0 or image.shape[1] == 0:
-        report.skip_image(record.source, "unreadable image", record.file_name)
+        what = "not a readable image" if kind == "other" else f"corrupt or truncated {kind} data"
+        report.skip_image(record.source, "unreadable image", f"{record.file_name}: {what}")
         return None
     h, w = int(image.shape[0]), int(image.shape[1])
+    if h * w > MAX_IMAGE_PIXELS:  # a format whose header we do not read
+        report.skip_image(record.source, "image too large", f"{record.file_name}: {_too_large(h, w)}")
+        return None
     if (record.width or record.height) and (record.width, record.height) != (w, h):
         report.correct_size(record.source, f"annotation says {record.width}x{record.height}, "
                                            f"image {record.file_name} is {w}x{h}; using the image size")

@@ -14,7 +14,7 @@ from ..config import ConfigError
 from . import backbones  # noqa: F401  (registers the backbones)
 from . import recipes  # noqa: F401  (registers the models)
 from .registry import MODELS
-from .shapes import downsampled_hw
+from .shapes import downsampled_hw, step_fits_grid
 
 LOSS_OUTPUTS = {"focal": "sigmoid", "softmax_hnm": "softmax"}
 
@@ -65,6 +65,27 @@ def anchor_config(cfg):
     raise ConfigError(f"anchor_type must be 'ssd' or 'grid', got {cfg.anchor_type!r}")
 
 
+def check_anchor_steps(cfg, img_shape, feature_sizes, backbone_stride):
+    """Explicit SSD `steps` must fit each level's grid at this img_shape (shapes.step_fits_grid).
+
+    Any img_shape gives consistent feature sizes; only steps written for another size (SSD300's 100, 150, 300 at
+    --img_shape 512 512) would spread a level's anchors over part of the image without an error anywhere else.
+    """
+    if cfg.anchor_type != "ssd" or not list(cfg.steps):
+        return
+    img_h, img_w = img_shape
+    for k, ((fh, fw), step) in enumerate(zip(feature_sizes, cfg.steps)):
+        if step_fits_grid(img_h, fh, step) and step_fits_grid(img_w, fw, step):
+            continue
+        derived = ", ".join(f"{img_h / h:.4g}" if img_h / h == img_w / w else f"{img_h / h:.4g}x{img_w / w:.4g}"
+                            for h, w in feature_sizes)
+        raise ConfigError(
+            f"{cfg.model_name} at img_shape {list(img_shape)}: steps[{k}] = {step} does not fit anchor level {k + 1}, "
+            f"a {fh}x{fw} grid: its anchors would span {fh * step}x{fw * step} px of the {img_h}x{img_w} input. Pass "
+            f"--steps '[]' to derive each step as img_shape / grid size ({derived} here), or steps that fit "
+            f"(the backbone's total stride is {backbone_stride})")
+
+
 def build_detector(cfg, num_classes):
     """Assemble the detector named by `cfg.model_name` for `num_classes` object classes."""
     if num_classes < 1:
@@ -94,6 +115,7 @@ def build_detector(cfg, num_classes):
     if any(h < 1 or w < 1 for h, w in feature_sizes):
         raise ConfigError(f"{cfg.model_name}: img_shape {list(img_shape)} is too small, feature sizes "
                          f"{feature_sizes}")
+    check_anchor_steps(cfg, img_shape, feature_sizes, max(backbone.out_strides))
     anchors = generator.generate(feature_sizes, img_shape)
     expected = sum(h * w * k for (h, w), k in zip(feature_sizes, per_location))
     if anchors.shape[0] != expected:

@@ -12,11 +12,16 @@ from typing import Sequence
 
 import numpy as np
 
-from ..records import DatasetError, ParsedDataset, Record, SkipReport, drop_bad_boxes, resolve_image_path
+from ..records import (DatasetError, ParsedDataset, Record, SkipReport, drop_bad_boxes, drop_duplicate_images,
+                       fits_int64, resolve_image_path)
 
 
 def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_image_id(v) -> bool:
+    return _is_int(v) and fits_int64(v)
 
 
 def _load_json(json_path: str):
@@ -31,6 +36,10 @@ def _load_json(json_path: str):
         raise DatasetError(f"{json_path}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}") from None
     except UnicodeDecodeError as e:
         raise DatasetError(f"{json_path}: not UTF-8 text (byte {e.start})") from None
+    except RecursionError:
+        raise DatasetError(f"{json_path}: malformed JSON: nested too deeply to read") from None
+    except ValueError as e:  # e.g. a number with more digits than Python converts
+        raise DatasetError(f"{json_path}: malformed JSON: {str(e).splitlines()[0]}") from None
 
 
 def _list_field(doc: dict, key: str, json_path: str, required: bool) -> list:
@@ -77,8 +86,22 @@ def _bbox_xyxy(bbox) -> tuple[float, float, float, float] | None:
         return None
     if not all(isinstance(v, Real) and not isinstance(v, bool) for v in bbox):
         return None
-    x, y, w, h = (float(v) for v in bbox)
+    try:
+        x, y, w, h = (float(v) for v in bbox)
+    except OverflowError:  # an integer beyond float range: not a coordinate
+        return None
     return x, y, x + w, y + h
+
+
+def _area(value) -> float:
+    """COCO's "area" as a float, NaN when absent or unusable."""
+    if not isinstance(value, Real) or isinstance(value, bool):
+        return np.nan
+    try:
+        value = float(value)
+    except OverflowError:
+        return np.nan
+    return value if value > 0 else np.nan
 
 
 def parse_coco(json_path: str, image_dir: str, classes: Sequence[str] | None = None) -> ParsedDataset:
@@ -95,17 +118,33 @@ def parse_coco(json_path: str, image_dir: str, classes: Sequence[str] | None = N
         _list_field(doc, "categories", json_path, True), classes, json_path)
 
     # Images first: annotations are attached to them by id.
+    images = _list_field(doc, "images", json_path, True)
+    if not images:
+        raise DatasetError(f"{json_path}: 'images' is empty, so there is nothing to read")
+    listed: dict[int, list[dict]] = {}      # image id -> its entries, in order
+    for i, img in enumerate(images):
+        img_id = img.get("id") if isinstance(img, dict) else None
+        if not _is_image_id(img_id) or not isinstance(img.get("file_name"), str):
+            report.skip_image(f"{name} (image #{i + 1})", "bad image entry",
+                              "needs an integer 'id' (64-bit) and a 'file_name'")
+            continue
+        listed.setdefault(img_id, []).append(img)
+
     records: dict[int, Record] = {}
     skipped_ids: set[int] = set()
-    for i, img in enumerate(_list_field(doc, "images", json_path, True)):
-        img_id = img.get("id") if isinstance(img, dict) else None
-        if not _is_int(img_id) or not isinstance(img.get("file_name"), str):
-            report.skip_image(f"{name} (image #{i + 1})", "bad image entry", "needs an integer 'id' and a 'file_name'")
-            continue
+    for img_id, entries in listed.items():
         source = f"{name} (image id {img_id})"
-        if img_id in records or img_id in skipped_ids:
-            report.skip_image(source, "duplicate image id", img["file_name"])
+        file_names = list(dict.fromkeys(e["file_name"] for e in entries))
+        if len(file_names) > 1:
+            # Annotations name only the id: which image they belong to is unknown, so none of them is used.
+            for e in entries:
+                report.skip_image(source, "duplicate image id", f"{e['file_name']}; the id is shared by "
+                                  f"{', '.join(file_names)}, so its annotations cannot be assigned")
+            skipped_ids.add(img_id)
             continue
+        img = entries[0]
+        for _ in entries[1:]:
+            report.skip_image(source, "duplicate image id", f"{img['file_name']} is listed again under the same id")
         path = resolve_image_path(image_dir, img["file_name"])
         if path is None:
             report.skip_image(source, "path outside image folder", img["file_name"])
@@ -143,20 +182,22 @@ def parse_coco(json_path: str, image_dir: str, classes: Sequence[str] | None = N
             report.drop_boxes(record.source, "malformed box",
                               detail=f"annotation id {ann_id}: bbox {ann.get('bbox')!r:.60}")
             continue
-        area = ann.get("area")
-        area = float(area) if isinstance(area, Real) and not isinstance(area, bool) and area > 0 else np.nan
+        area = _area(ann.get("area"))
         per_image.setdefault(img_id, []).append((box, label_of[cat_id], bool(ann.get("iscrowd", 0)), area, ann_id))
 
     for img_id, anns in per_image.items():
         record = records[img_id]
-        boxes = np.array([a[0] for a in anns], np.float32).reshape(-1, 4)
+        with np.errstate(over="ignore"):  # beyond float32: inf, dropped as not finite
+            boxes = np.array([a[0] for a in anns], np.float32).reshape(-1, 4)
+            areas = np.array([a[3] for a in anns], np.float32)
         keep = drop_bad_boxes(boxes, report, record.source, [f"annotation id {a[4]}" for a in anns])
-        areas = np.array([a[3] for a in anns], np.float32)[keep]
+        areas = areas[keep]
         record.boxes = boxes[keep]
         record.labels = np.array([a[1] for a in anns], np.int32)[keep]
         record.iscrowd = np.array([a[2] for a in anns], bool)[keep]
         # COCO's own "area" (of the segment) decides small/medium/large in COCOeval; keep it when every box has one.
         record.areas = areas if len(areas) and np.isfinite(areas).all() else None
 
-    return ParsedDataset(records=list(records.values()), class_names=class_names, category_ids=category_ids,
-                         report=report, source=json_path)
+    # Two ids naming one file: the same image twice (see drop_duplicate_images).
+    return ParsedDataset(records=drop_duplicate_images(list(records.values()), report), class_names=class_names,
+                         category_ids=category_ids, report=report, source=json_path)

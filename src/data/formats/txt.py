@@ -14,7 +14,12 @@ from typing import Sequence
 
 import numpy as np
 
-from ..records import DatasetError, ParsedDataset, Record, SkipReport, drop_bad_boxes, resolve_image_path
+from ..records import (DatasetError, ParsedDataset, Record, SkipReport, drop_bad_boxes, drop_duplicate_images,
+                       resolve_image_path)
+
+# Without class names, names are made up to the largest index in the file; a typo such as 10000000 should be an
+# error naming the line, not ten million made-up classes.
+MAX_DERIVED_CLASSES = 10000
 
 
 class _BadLine(ValueError):
@@ -45,7 +50,8 @@ def _read_lines(anno_path: str) -> list[tuple[int, str, list]]:
     rows = []
     for number, raw in enumerate(raw_lines, start=1):
         try:
-            line = raw.decode("utf-8").strip()
+            # utf-8-sig on the first line: editors on Windows start the file with a byte-order mark
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8").strip()
         except UnicodeDecodeError:
             rows.append((number, "", "not UTF-8 text"))
             continue
@@ -68,15 +74,21 @@ def parse_txt(anno_path: str, image_dir: str, classes: Sequence[str] | None) -> 
     name = os.path.basename(anno_path)
     report = SkipReport()
     rows = _read_lines(anno_path)
+    if not rows:
+        raise DatasetError(f"{anno_path} lists no images (it is empty or holds only comments)")
     if not classes:
-        indices = [b[4] for _, _, boxes in rows if isinstance(boxes, list) for b in boxes if b[4] >= 0]
+        indices = [(b[4], number) for number, _, boxes in rows if isinstance(boxes, list) for b in boxes if b[4] >= 0]
         if not indices:
             raise DatasetError(f"{anno_path}: no class names given and no valid box to derive them from")
-        classes = [f"class_{k}" for k in range(max(indices) + 1)]
+        largest, number = max(indices)
+        if largest >= MAX_DERIVED_CLASSES:
+            raise DatasetError(f"{name}:{number}: class index {largest} with no class names given; pass the names "
+                               "with --classes (or fix the index)")
+        classes = [f"class_{k}" for k in range(largest + 1)]
         report.warn(name, f"no class names given; using class_0..class_{len(classes) - 1} from the data")
     num_classes = len(classes)
 
-    records, seen_paths = [], {}
+    records = []
     for number, rel, boxes in rows:
         source = f"{name}:{number}"
         if isinstance(boxes, str):
@@ -86,10 +98,6 @@ def parse_txt(anno_path: str, image_dir: str, classes: Sequence[str] | None) -> 
         if path is None:
             report.skip_image(source, "path outside image folder", rel)
             continue
-        if path in seen_paths:
-            report.skip_image(source, "duplicate image", f"{rel} is already on line {seen_paths[path]}")
-            continue
-        seen_paths[path] = number
         table = np.array(boxes, np.float64).reshape(-1, 5)
         labels = table[:, 4].astype(np.int64)
         known = (labels >= 0) & (labels < num_classes)
@@ -97,10 +105,11 @@ def parse_txt(anno_path: str, image_dir: str, classes: Sequence[str] | None) -> 
             report.drop_boxes(source, "unknown class", detail=f"box {k + 1}: class index {labels[k]}, "
                                                               f"{num_classes} classes")
         box_names = [f"box {k + 1}" for k in np.flatnonzero(known)]
-        xyxy = table[known, :4].astype(np.float32)
+        with np.errstate(over="ignore"):  # beyond float32: inf, dropped as not finite
+            xyxy = table[known, :4].astype(np.float32)
         keep = drop_bad_boxes(xyxy, report, source, box_names)
         records.append(Record(img_id=number, path=path, file_name=rel, boxes=xyxy[keep],
                               labels=labels[known][keep].astype(np.int32), iscrowd=np.zeros(int(keep.sum()), bool),
                               source=source))
-    return ParsedDataset(records=records, class_names=list(classes), category_ids=list(range(1, num_classes + 1)),
-                         report=report, source=anno_path)
+    return ParsedDataset(records=drop_duplicate_images(records, report), class_names=list(classes),
+                         category_ids=list(range(1, num_classes + 1)), report=report, source=anno_path)

@@ -13,7 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..records import DatasetError, ParsedDataset, Record, SkipReport, drop_bad_boxes, resolve_image_path
+from ..records import (DatasetError, ParsedDataset, Record, SkipReport, drop_bad_boxes, drop_duplicate_images,
+                       fits_int64, resolve_image_path)
 
 IMAGE_FOLDERS = ("Images", "JPEGImages")
 
@@ -108,9 +109,9 @@ def collect_voc_classes(split_dir: str) -> list[str]:
 def _image_ids(files: list[_VocFile]) -> list[int]:
     """Numeric stems when all of them are numeric and distinct (ids users recognise), else 1, 2, ... in order."""
     stems = [os.path.splitext(os.path.basename(f.xml_path))[0] for f in files]
-    if all(s.isdigit() for s in stems):
+    if all(s.isascii() and s.isdigit() for s in stems):
         ids = [int(s) for s in stems]
-        if len(set(ids)) == len(ids):
+        if len(set(ids)) == len(ids) and all(fits_int64(i) for i in ids):
             return ids
     return list(range(1, len(files) + 1))
 
@@ -151,10 +152,11 @@ def parse_voc(split_dir: str, classes: Sequence[str] | None = None) -> ParsedDat
                 labels.append(label_of[obj.name])
                 difficult.append(obj.difficult)
                 names.append(f"object {k} ({obj.name})")
-        boxes = np.array(boxes, np.float32).reshape(-1, 4)
+        with np.errstate(over="ignore"):  # beyond float32: inf, dropped as not finite
+            boxes = np.array(boxes, np.float32).reshape(-1, 4)
         keep = drop_bad_boxes(boxes, report, entry.source, names)
         records.append(Record(img_id=img_id, path=path, file_name=file_name, boxes=boxes[keep],
                               labels=np.array(labels, np.int32)[keep], iscrowd=np.array(difficult, bool)[keep],
                               width=entry.width, height=entry.height, source=entry.source))
-    return ParsedDataset(records=records, class_names=list(classes), category_ids=list(range(1, len(classes) + 1)),
-                         report=report, source=split_dir)
+    return ParsedDataset(records=drop_duplicate_images(records, report), class_names=list(classes),
+                         category_ids=list(range(1, len(classes) + 1)), report=report, source=split_dir)
