@@ -2,7 +2,11 @@
 # Train on one device. Usage: bash scripts/run_standalone_train.sh [CONFIG_PATH] [extra train.py flags...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CONFIG=default_config.yaml
-if [ $# -gt 0 ] && [[ "$1" != --* ]]; then CONFIG=$1; shift; fi
-[ -f "$CONFIG" ] || { echo "config not found: $CONFIG" >&2; exit 2; }
-python train.py --config_path "$CONFIG" "$@"
+# Without CONFIG_PATH, train.py reads default_config.yaml, or with --resume the run's own config.yaml.
+CONFIG_ARGS=()
+if [ $# -gt 0 ] && [[ "$1" != --* ]]; then
+  [ -f "$1" ] || { echo "config not found: $1" >&2; echo "usage: bash scripts/run_standalone_train.sh [CONFIG_PATH] [extra train.py flags...]" >&2; exit 2; }
+  CONFIG_ARGS=(--config_path "$1")
+  shift
+fi
+python train.py "${CONFIG_ARGS[@]}" "$@"

@@ -208,11 +208,12 @@ def _count_rows(path: str) -> int:
 
 
 def ensure_mindrecord(parsed_factory: Callable[[], ParsedDataset], out_dir: str, name: str, fingerprint: dict,
-                      force: bool = False) -> MindRecordInfo:
+                      force: bool = False, build: bool = True) -> MindRecordInfo:
     """The MindRecord build ``name`` in ``out_dir``: reused when its fingerprint matches, else rebuilt.
 
     ``parsed_factory()`` reads the annotations; it is called only when a rebuild is needed. ``fingerprint`` should
     hold ``source_fingerprint(...)`` of the annotation files and every config key that changes the records.
+    ``build=False`` (a process that waited for another one's build) raises DatasetError instead of rebuilding.
     """
     if not name or os.sep in name or name.startswith("."):
         raise ValueError(f"name should be a plain file name, got {name!r}")
@@ -224,6 +225,9 @@ def ensure_mindrecord(parsed_factory: Callable[[], ParsedDataset], out_dir: str,
     if meta is not None:
         print(f"reusing {paths['mindrecord']} ({meta['num_images']} images; its sources are unchanged)")
         return _info(paths, meta)
+    if not build:
+        raise DatasetError(f"{paths['mindrecord']} is missing or older than its sources, and this process was "
+                           "told to reuse it, not to build it")
 
     _remove_stale_temps(out_dir, name)
     start = time.perf_counter()

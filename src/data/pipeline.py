@@ -51,15 +51,24 @@ class EvalSample:
         return self.transform(img), img_id, np.array(img.shape[:2], np.int32)
 
 
-def create_train_dataset(mindrecord_path, cfg, anchors, batch_size, rank=0, group_size=1, shuffle=True):
-    """Batches of (image [B,3,H,W], loc [B,A,4], labels [B,A], num_pos [B]); each rank reads its own shard."""
-    dataset = ds.MindDataset(mindrecord_path, columns_list=["image", "boxes", "labels", "num_boxes"], shuffle=shuffle,
-                             num_shards=group_size if group_size > 1 else None,
+def create_train_dataset(mindrecord_path, cfg, anchors, batch_size, rank=0, group_size=1, shuffle=True,
+                         with_ids=False):
+    """Batches of (image [B,3,H,W], loc [B,A,4], labels [B,A], num_pos [B]); each rank reads its own shard.
+
+    The shards are cut from one shuffled order (the same seed on every rank), so the ranks see disjoint images each
+    epoch; when the image count does not divide evenly, a few images repeat so that every rank has as many steps.
+    `with_ids` appends the img_id of each sample ([B] int64): what rank_dump_dir records.
+    """
+    columns = ["image", "boxes", "labels", "num_boxes"]
+    dataset = ds.MindDataset(mindrecord_path, columns_list=columns + (["img_id"] if with_ids else []),
+                             shuffle=shuffle, num_shards=group_size if group_size > 1 else None,
                              shard_id=rank if group_size > 1 else None, num_parallel_workers=1)
-    dataset = dataset.map(operations=TrainSample(cfg, anchors, cfg.seed + 1000 * rank),
-                          input_columns=["image", "boxes", "labels", "num_boxes"],
-                          output_columns=["image", "loc", "labels", "num_pos"],
-                          num_parallel_workers=cfg.num_parallel_workers, python_multiprocessing=False)
+    outputs = ["image", "loc", "labels", "num_pos"]
+    dataset = dataset.map(operations=TrainSample(cfg, anchors, cfg.seed + 1000 * rank), input_columns=columns,
+                          output_columns=outputs, num_parallel_workers=cfg.num_parallel_workers,
+                          python_multiprocessing=False)
+    if with_ids:
+        dataset = dataset.project(outputs + ["img_id"])
     return dataset.batch(batch_size, drop_remainder=True)
 
 

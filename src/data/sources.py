@@ -55,8 +55,11 @@ def _source(cfg, split, classes):
     raise DatasetError(f"--dataset must be one of {', '.join(DATASETS)}, got {cfg.dataset!r}")
 
 
-def prepare_split(cfg, split, classes=None, force=False):
-    """MindRecordInfo for `split` ('train' or 'eval'), built from the configured source when stale."""
+def prepare_split(cfg, split, classes=None, force=False, build=True):
+    """MindRecordInfo for `split` ('train' or 'eval'), built from the configured source when stale.
+
+    `build=False` only reuses a fresh build (DatasetError otherwise): for ranks that wait while rank 0 builds.
+    """
     if split not in ("train", "eval"):
         raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
     classes = [str(c) for c in (classes or cfg.classes)] or None
@@ -65,7 +68,7 @@ def prepare_split(cfg, split, classes=None, force=False):
     fingerprint = {"format_version": FORMAT_VERSION, "dataset": cfg.dataset, "split": split,
                    "classes": classes, "source": source_fingerprint(paths)}
     return ensure_mindrecord(factory, cfg.mindrecord_dir, f"{cfg.dataset}_{split}_{digest}", fingerprint,
-                             force=force)
+                             force=force, build=build)
 
 
 def resolve_num_classes(cfg, class_names):

@@ -3,13 +3,18 @@ import logging
 from dataclasses import dataclass
 from functools import partial
 
+import mindspore as ms
+import numpy as np
+
+from ..config import ConfigError
 from ..data.pipeline import create_train_dataset
 from ..data.records import DatasetError
 from ..evaluation.runner import DatasetEvaluator
 from ..losses import DetectionLoss
 from ..models.detector import build_detector, count_parameters
 from .checkpoint import CheckpointError, load_into, load_train_state, read_checkpoint
-from .lr_schedule import warmup_cosine_lr
+from .lr_schedule import linear_scaled_lr, warmup_cosine_lr
+from .rank_dump import RankDump
 from .train_step import TrainStep, build_loss_scale, build_optimizer
 from .trainer import Trainer
 
@@ -25,12 +30,13 @@ class TrainingSession:
     lr: object
     start_epoch: int
     meta: dict
-    is_main: bool
+    device: object
     evaluate: object = None
+    dump: object = None
 
     def trainer(self, run_dir):
         return Trainer(self.net, self.train_step, self.dataset, self.lr, self.cfg, run_dir, self.meta,
-                       self.is_main, self.evaluate)
+                       self.device.is_main, self.evaluate, group_size=self.device.group_size, dump=self.dump)
 
 
 def _examples(names, count=3):
@@ -70,19 +76,38 @@ def load_pretrained(cfg, net):
                  f"{len(unexpected)} unexpected")
 
 
+def peak_lr(cfg, device):
+    """cfg.lr, scaled linearly to the global batch in a distributed run (scale_lr); the choice is logged."""
+    if not device.distributed:
+        return cfg.lr
+    global_batch = cfg.batch_size * device.group_size
+    if cfg.base_batch_size < 1:
+        raise ConfigError(f"key 'base_batch_size' must be positive, got {cfg.base_batch_size}")
+    if not cfg.scale_lr:
+        log.info(f"lr {cfg.lr:g} used as given for global batch {global_batch} (scale_lr false)")
+        return cfg.lr
+    lr = linear_scaled_lr(cfg.lr, global_batch, cfg.base_batch_size)
+    log.info(f"lr {cfg.lr:g} scaled to {lr:g} for global batch {global_batch} "
+             f"(base_batch_size {cfg.base_batch_size})")
+    return lr
+
+
 def build_training(cfg, train_info, num_classes, device, eval_info=None):
+    """Everything a Trainer needs. Evaluation (eval_info) runs on the main rank only."""
     net = build_detector(cfg, num_classes)
     log.info(f"{cfg.model_name}: {count_parameters(net):,} parameters, {net.spec.num_anchors} anchors, "
              f"feature maps {net.spec.feature_sizes}")
     load_pretrained(cfg, net)
 
+    dump = RankDump(cfg.rank_dump_dir, device.rank, device.group_size) if cfg.rank_dump_dir else None
     dataset = create_train_dataset(train_info.path, cfg, net.spec.anchors, cfg.batch_size, device.rank,
-                                   device.group_size)
+                                   device.group_size, with_ids=dump is not None)
     steps = dataset.get_dataset_size()
     if steps == 0:
-        raise DatasetError(f"{train_info.num_images} training images are fewer than one batch of "
+        share = "" if device.group_size == 1 else f" ({-(-train_info.num_images // device.group_size)} per device)"
+        raise DatasetError(f"{train_info.num_images} training images{share} are fewer than one batch of "
                            f"{cfg.batch_size} per device; lower --batch_size")
-    lr = warmup_cosine_lr(cfg.lr, steps, cfg.epoch_size, cfg.warmup_epochs, cfg.lr_end_ratio)
+    lr = warmup_cosine_lr(peak_lr(cfg, device), steps, cfg.epoch_size, cfg.warmup_epochs, cfg.lr_end_ratio)
     loss = DetectionLoss.from_config(net, cfg)
     optimizer = build_optimizer(net, lr, cfg.momentum, cfg.weight_decay)
     train_step = TrainStep(loss, optimizer, build_loss_scale(cfg.loss_scale_type, cfg.loss_scale),
@@ -100,8 +125,17 @@ def build_training(cfg, train_info, num_classes, device, eval_info=None):
         start_epoch = int(saved.get("epoch", 0))
         best_map = float(saved.get("best_map", -1.0))
         log.info(f"resumed {cfg.resume} at epoch {start_epoch}, step {saved.get('global_step', 0)}")
+    elif cfg.pre_trained and cfg.pre_trained_epoch_size > 0:
+        # The model zoo's PRE_TRAINED_EPOCH_SIZE: the weights come from an earlier run that ended at that epoch.
+        start_epoch = int(cfg.pre_trained_epoch_size)
+        step = train_step.optimizer.global_step
+        step.set_data(ms.Tensor(np.full(step.shape, start_epoch * steps), step.dtype))
+        log.info(f"pre_trained_epoch_size {start_epoch}: training starts at epoch {start_epoch + 1}, on the lr "
+                 f"schedule's step {start_epoch * steps}")
 
     meta = {"model_name": cfg.model_name, "class_names": list(train_info.class_names),
             "category_ids": [int(c) for c in train_info.category_ids], "best_map": best_map}
-    evaluate = partial(DatasetEvaluator(cfg, net, eval_info), verbose=False) if eval_info is not None else None
-    return TrainingSession(cfg, net, train_step, dataset, lr, start_epoch, meta, device.is_main, evaluate)
+    evaluate = None
+    if eval_info is not None and device.is_main:
+        evaluate = partial(DatasetEvaluator(cfg, net, eval_info), verbose=False)
+    return TrainingSession(cfg, net, train_step, dataset, lr, start_epoch, meta, device, evaluate, dump)

@@ -16,3 +16,11 @@ def warmup_cosine_lr(base_lr, steps_per_epoch, epochs, warmup_epochs=0.0, end_ra
     if warmup:
         lr[:warmup] = base_lr * (step[:warmup] + 1) / warmup
     return lr.astype(np.float32)
+
+
+def linear_scaled_lr(lr, global_batch, base_batch_size):
+    """The linear scaling rule (Goyal et al., 2017): lr was tuned for `base_batch_size`; a k times larger global
+    batch takes k times the lr."""
+    if base_batch_size < 1:
+        raise ValueError(f"base_batch_size must be at least 1, got {base_batch_size}")
+    return lr * global_batch / base_batch_size

@@ -12,7 +12,10 @@ log = logging.getLogger("ssd")
 
 
 def setup_logging(run_dir=None, rank=0):
-    """Progress to the console and, on rank 0 with a run folder, to `run_dir/train.log`."""
+    """Progress to the console (every rank: a launcher keeps one log per rank) and to `run_dir/train.log`.
+
+    Only rank 0 is given a run folder; the other ranks' lines carry a `[rank N]` tag.
+    """
     logger = logging.getLogger("ssd")
     logger.setLevel(logging.INFO)
     logger.handlers.clear()
@@ -39,10 +42,13 @@ class Trainer:
     """Runs `train_step` over `dataset` for the remaining epochs of a learning-rate schedule.
 
     `evaluate()` (optional) returns a result dict with `mAP`; the best finite mAP is kept as best.ckpt.
+    In a distributed run only the main rank writes checkpoints and evaluates; `group_size` only changes the
+    reported throughput. `dump` (a RankDump, optional) records the img_ids of each batch: the dataset then
+    yields them as its last column.
     """
 
     def __init__(self, net, train_step, dataset, lr, cfg, run_dir, meta, is_main=True, evaluate=None,
-                 max_nan_steps=10):
+                 max_nan_steps=10, group_size=1, dump=None):
         self.net = net
         self.train_step = train_step
         self.dataset = dataset
@@ -53,6 +59,8 @@ class Trainer:
         self.is_main = is_main
         self.evaluate = evaluate
         self.max_nan_steps = max_nan_steps
+        self.group_size = group_size
+        self.dump = dump
         self.steps_per_epoch = dataset.get_dataset_size()
         self.best_map = meta.get("best_map", -1.0)  # carried over by --resume
         self.history = []
@@ -85,7 +93,12 @@ class Trainer:
             self.net.set_train(True)
             losses = []
             tick = time.perf_counter()
+            if self.dump:
+                self.dump.start_epoch(epoch + 1)
             for i, inputs in enumerate(iterator):
+                if self.dump:
+                    *inputs, img_ids = inputs
+                    self.dump.add(epoch + 1, img_ids.asnumpy())
                 loss, overflow, scale = self.train_step(*inputs)
                 loss = float(loss.asnumpy())
                 now = time.perf_counter()
@@ -110,6 +123,8 @@ class Trainer:
                              f"loss {np.mean(losses[-cfg.log_interval:]):.4f} "
                              f"lr {self.lr[min(global_step - 1, len(self.lr) - 1)]:.5f} "
                              f"{batch / sec:.1f} img/s ({sec:.2f} s/step) ETA {_duration(remaining)}")
+            if self.dump:
+                self.dump.write_samples()
             epoch_loss = float(np.mean(losses)) if losses else float("nan")
             record = {"epoch": epoch + 1, "loss": epoch_loss}
             self._save("last.ckpt", epoch + 1, global_step)
@@ -130,6 +145,12 @@ class Trainer:
         total = time.perf_counter() - run_start
         # The first steps include graph compilation; the median of the rest is the steady-state speed.
         steady = step_times[2:] or step_times
-        log.info(f"training done in {_duration(total)}; median {np.median(steady):.3f} s/step, "
-                 f"{batch / np.median(steady):.1f} img/s at batch {batch}")
+        sec = float(np.median(steady))
+        speed = f"{batch / sec:.1f} img/s at batch {batch}"
+        if self.group_size > 1:
+            speed = (f"{batch * self.group_size / sec:.1f} img/s on {self.group_size} devices at batch {batch} "
+                     f"per device")
+        log.info(f"training done in {_duration(total)}; median {sec:.3f} s/step, {speed}")
+        if self.dump:
+            log.info(f"rank_dump_dir: wrote {self.dump.save_weights(self.net)}")
         return self.history
