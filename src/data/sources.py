@@ -8,7 +8,7 @@ from .mindrecord import ensure_mindrecord, source_fingerprint
 from .records import DatasetError
 
 DATASETS = ("coco", "voc", "other", "demo")
-FORMAT_VERSION = 1  # bump when the reader or the record layout changes, so old MindRecords are rebuilt
+FORMAT_VERSION = 2  # bump when the reader or the record layout changes, so old MindRecords are rebuilt
 
 
 def _require(path, what, key):
