@@ -72,16 +72,17 @@ def calibrate_batch_norm(net, images):
             param.set_data(ms.Tensor(np.maximum(param.asnumpy(), 0.01)))
 
 
-def save_test_checkpoint(config_path, path, class_names, category_ids=None, seed=0):
+def save_test_checkpoint(config_path, path, class_names, category_ids=None, seed=0, calibration_inputs=None):
     """A checkpoint of an untrained model that behaves like a trained one where export is concerned: BN statistics
     calibrated on real inputs (so that export must fold non-trivial ones, and activations stay in a trained
     network's range) and classification biases spread, so that some boxes pass `min_score` and NMS has work to do.
-    Written with the metadata train.py records."""
+    Written with the metadata train.py records. `calibration_inputs` (normalised NCHW) replaces the default
+    calibration images: a random network is well-conditioned only on inputs like those it was calibrated on."""
     from src.training.checkpoint import save_checkpoint
     cfg = load_config(config_path)
     ms.set_seed(seed)   # the initial weights, hence the (random) detections and their mAP, are the same every run
     net = build_in_pynative(config_path, num_classes=len(class_names))
-    calibrate_batch_norm(net, sample_inputs(cfg, 2))
+    calibrate_batch_norm(net, sample_inputs(cfg, 2) if calibration_inputs is None else calibration_inputs)
     rng = np.random.default_rng(seed)
     for name, param in net.parameters_and_names():
         if name.startswith("head.") and name.endswith("bias") and "cls" in name:

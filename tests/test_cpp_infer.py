@@ -14,7 +14,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from model_checks import save_test_checkpoint
+from model_checks import sample_inputs, save_test_checkpoint
 from src.config import load_config, model_configs
 from src.data.demo import CATEGORY_IDS, CLASS_NAMES
 from src.deploy.bin_results import read_result_bins, write_reference_results
@@ -90,16 +90,28 @@ def test_bad_arguments_print_usage(tmp_path):
 @pytest.mark.parametrize("name,size", [("ssd_resnet50_fpn_640", 320), ("efficientdet_d0_512", 256)])
 def test_weight_shared_heads_survive_the_lite_conversion(name, size, deployed, tmp_path):
     """Lite 2.0 mis-converts shared conv weights and Resize without a mode; src/deploy/lite_onnx.py works round."""
+    import cv2
+
     import export
+    from src.data.augment import EvalTransform
     config = model_configs()[name]
-    ckpt = save_test_checkpoint(config, tmp_path / "m.ckpt", CLASS_NAMES, CATEGORY_IDS)
-    assert export.main(["--config_path", config, "--checkpoint_path", ckpt, "--file_format", "ONNX",
-                        "--img_shape", str(size), str(size)]) == 0
     images = tmp_path / "images"
     images.mkdir()
     for path in sorted(glob.glob(str(deployed["val_dir"] / "*.jpg")))[:2]:
         shutil.copy(path, images)
+    # BN calibrated on these very images too: the default calibration (the dog photo at the config's size) leaves
+    # EfficientDet-d0 ill-conditioned on the green demo image (features ~1e3, onnxruntime differs from itself by
+    # 0.15 with and without graph optimisation), and float32 rounding, not the conversion, would decide the test.
+    cfg = load_config(config, img_shape=[size, size])
+    transform = EvalTransform(cfg.img_shape, cfg.img_mean, cfg.img_std)
+    photos = [cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB) for p in sorted(glob.glob(str(images / "*.jpg")))]
+    calibration = np.concatenate([sample_inputs(cfg, 2), np.stack([transform(p) for p in photos])])
+    ckpt = save_test_checkpoint(config, tmp_path / "m.ckpt", CLASS_NAMES, CATEGORY_IDS, calibration_inputs=calibration)
+    assert export.main(["--config_path", config, "--checkpoint_path", ckpt, "--file_format", "ONNX",
+                        "--img_shape", str(size), str(size)]) == 0
     run_infer(tmp_path / "m.onnx", images, deployed["gt"], tmp_path / "run")
     runtime, info = open_model_file(load_config(), str(tmp_path / "m.onnx"), argv=[])
     write_reference_results(runtime, info, sorted(glob.glob(str(images / "*.jpg"))), str(tmp_path / "ref"))
-    assert max_bin_diff(str(tmp_path / "run" / "result_Files"), str(tmp_path / "ref"), len(CLASS_NAMES)) < 1e-4
+    worst = max_bin_diff(str(tmp_path / "run" / "result_Files"), str(tmp_path / "ref"), len(CLASS_NAMES))
+    print(f"{name}: max diff {worst:.3g}")
+    assert worst < 1e-4
