@@ -9,7 +9,7 @@ def user_errors():
     from .data.records import DatasetError
     from .deploy import ExportError
     from .training.checkpoint import CheckpointError
-    return (ConfigError, DatasetError, CheckpointError, ExportError, FileNotFoundError)
+    return (ConfigError, DatasetError, CheckpointError, ExportError, FileNotFoundError, FloatingPointError)
 
 
 def fail(message, code=2):

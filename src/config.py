@@ -30,8 +30,8 @@ CHOICES = {
     "file_format": ("MINDIR", "AIR", "ONNX"),
 }
 POSITIVE = ("epoch_size", "batch_size", "eval_batch_size", "lr", "log_interval", "save_checkpoint_epochs",
-            "keep_checkpoint_max", "eval_interval", "max_boxes", "pre_nms_top_k", "width_mult", "loss_scale",
-            "demo_num_train", "demo_num_val", "num_parallel_workers")
+            "keep_checkpoint_max", "max_nan_steps", "eval_interval", "max_boxes", "pre_nms_top_k", "width_mult",
+            "loss_scale", "demo_num_train", "demo_num_val", "num_parallel_workers")
 UNIT_INTERVAL = ("match_threshold", "ignore_threshold", "nms_threshold", "min_score", "focal_alpha", "prior_prob",
                  "draw_score")
 

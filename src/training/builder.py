@@ -36,7 +36,8 @@ class TrainingSession:
 
     def trainer(self, run_dir):
         return Trainer(self.net, self.train_step, self.dataset, self.lr, self.cfg, run_dir, self.meta,
-                       self.device.is_main, self.evaluate, group_size=self.device.group_size, dump=self.dump)
+                       self.device.is_main, self.evaluate, max_nan_steps=int(self.cfg.max_nan_steps),
+                       group_size=self.device.group_size, dump=self.dump)
 
 
 def _examples(names, count=3):

@@ -68,6 +68,11 @@ class Trainer:
     def _save(self, name, epoch, global_step):
         if not self.is_main:
             return None
+        # Weights that went inf/NaN are never written: the previous file under this name stays the good one.
+        for pname, param in self.net.parameters_and_names():
+            if not np.isfinite(param.asnumpy()).all():
+                raise FloatingPointError(f"parameter '{pname}' is not finite at epoch {epoch}; {name} was not "
+                                         f"written, and the previous one in {self.run_dir} is kept")
         meta = dict(self.meta, epoch=epoch, global_step=global_step, best_map=self.best_map)
         return save_checkpoint(os.path.join(self.run_dir, name), self.net, self.train_step, meta)
 
@@ -110,8 +115,10 @@ class Trainer:
                     log.warning(f"epoch {epoch + 1} step {i + 1}: loss {loss} is not finite or the gradients "
                                 f"overflowed (loss scale {float(scale.asnumpy()):g}); the step was skipped")
                     if nan_steps >= self.max_nan_steps:
-                        raise FloatingPointError(f"{nan_steps} non-finite steps; stopping. The last good "
-                                                 f"checkpoint is {os.path.join(self.run_dir, 'last.ckpt')}")
+                        raise FloatingPointError(
+                            f"{nan_steps} consecutive non-finite steps (max_nan_steps); stopping. The last good "
+                            f"checkpoint is {os.path.join(self.run_dir, 'last.ckpt')}; resume from it with a lower "
+                            "lr, gradient clipping (grad_clip_norm) or a dynamic loss scale")
                     continue
                 nan_steps = 0
                 losses.append(loss)
