@@ -1,5 +1,4 @@
 """Feature-map sizes computed from layer geometry, so that anchors follow the model and the image size."""
-import math
 
 
 def conv_out_size(size, kernel_size, stride, padding, dilation=1):
