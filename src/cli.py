@@ -1,4 +1,5 @@
 """Entry-point helpers: user errors become one line on stderr, not a traceback."""
+import errno
 import sys
 
 from .config import ConfigError
@@ -10,6 +11,10 @@ def user_errors():
     from .deploy import ExportError
     from .training.checkpoint import CheckpointError
     return (ConfigError, DatasetError, CheckpointError, ExportError, FileNotFoundError, FloatingPointError)
+
+
+# A full disk, a quota, a read-only or forbidden folder: the user's to fix, so one line, not a traceback.
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def fail(message, code=2):
@@ -24,6 +29,9 @@ def run_main(main):
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # only the user-facing types are shortened; anything else keeps its traceback
+        if isinstance(e, OSError) and e.errno in WRITE_ERRORS:
+            text = e.strerror or str(e)
+            fail(f"{text}: {e.filename}" if e.filename and str(e.filename) not in text else text)
         if isinstance(e, user_errors()):
             fail(str(e))
         raise

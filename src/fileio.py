@@ -45,6 +45,11 @@ def atomic_path(path):
         fsync_file(tmp)
         os.replace(tmp, path)
         fsync_dir(folder)
+    except OSError as e:  # a full disk or a read-only folder: name the file the user will look for
+        if e.errno is None or path in str(e):
+            raise
+        raise OSError(e.errno, f"cannot write {path}: {e.strerror or e}; the previous file, if any, is "
+                               "unchanged") from e
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

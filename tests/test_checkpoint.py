@@ -103,3 +103,20 @@ def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypa
         save_checkpoint(path, net, meta={"epoch": 2})
     assert (tmp_path / "last.ckpt").read_bytes() == before
     assert os.listdir(tmp_path) == ["last.ckpt"]
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
+    from src.cli import run_main
+    net = small_net()
+    path = save_checkpoint(str(tmp_path / "last.ckpt"), net, meta={"epoch": 1})
+    before = (tmp_path / "last.ckpt").read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(ms, "save_checkpoint", disk_full)
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(lambda: save_checkpoint(path, net, meta={"epoch": 2}))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: cannot write {path}: No space left on device; the previous file, if any, is unchanged"]
+    assert (tmp_path / "last.ckpt").read_bytes() == before
