@@ -120,3 +120,19 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: cannot write {path}: No space left on device; the previous file, if any, is unchanged"]
     assert (tmp_path / "last.ckpt").read_bytes() == before
+
+
+def test_best_checkpoint_moves_only_to_a_better_finite_map(tmp_path):
+    from src.training.trainer import Trainer
+
+    class OneStepDataset:
+        def get_dataset_size(self):
+            return 1
+
+    net = small_net()
+    trainer = Trainer(net, None, OneStepDataset(), None, None, str(tmp_path), {"model_name": "m"})
+    decisions = [trainer.consider_best(v, epoch, epoch) for epoch, v in
+                 enumerate([0.10, float("nan"), 0.05, float("inf"), 0.20, 0.20], start=1)]
+    assert decisions == [True, False, False, False, True, False]
+    _, meta = read_checkpoint(str(tmp_path / "best.ckpt"))
+    assert meta["epoch"] == 5 and meta["best_map"] == pytest.approx(0.20)

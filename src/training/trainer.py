@@ -76,6 +76,16 @@ class Trainer:
         meta = dict(self.meta, epoch=epoch, global_step=global_step, best_map=self.best_map)
         return save_checkpoint(os.path.join(self.run_dir, name), self.net, self.train_step, meta)
 
+    def consider_best(self, value, epoch, global_step):
+        """best.ckpt moves only to a finite mAP better than every earlier one (a NaN never compares better)."""
+        if math.isfinite(value) and value > self.best_map:
+            self.best_map = value
+            self._save("best.ckpt", epoch, global_step)
+            log.info(f"epoch {epoch}: mAP {value:.4f}, the best so far: saved best.ckpt")
+            return True
+        log.info(f"epoch {epoch}: mAP {value:.4f} (best {self.best_map:.4f})")
+        return False
+
     def _prune(self):
         epochs = sorted((int(f[6:-5]), f) for f in os.listdir(self.run_dir)
                         if f.startswith("epoch_") and f.endswith(".ckpt") and f[6:-5].isdigit())
@@ -142,12 +152,7 @@ class Trainer:
             if self.evaluate and ((epoch + 1) % cfg.eval_interval == 0 or epoch + 1 == epochs):
                 result = self.evaluate()
                 record["mAP"] = result["mAP"]
-                if math.isfinite(result["mAP"]) and result["mAP"] > self.best_map:
-                    self.best_map = result["mAP"]
-                    self._save("best.ckpt", epoch + 1, global_step)
-                    log.info(f"epoch {epoch + 1}: mAP {result['mAP']:.4f}, the best so far: saved best.ckpt")
-                else:
-                    log.info(f"epoch {epoch + 1}: mAP {result['mAP']:.4f} (best {self.best_map:.4f})")
+                self.consider_best(result["mAP"], epoch + 1, global_step)
             self.history.append(record)
         total = time.perf_counter() - run_start
         # The first steps include graph compilation; the median of the rest is the steady-state speed.
