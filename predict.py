@@ -31,9 +31,9 @@ def main(argv=None):
     os.makedirs(cfg.out, exist_ok=True)
     skipped = 0
     for path, stem in zip(paths, output_stems(paths)):
-        image = read_rgb(path)
+        image, reason = read_rgb(path)
         if image is None:
-            print(f"skipped {path}: not a readable image", file=sys.stderr)
+            print(f"skipped {path}: {reason}", file=sys.stderr)
             skipped += 1
             continue
         boxes, scores, labels = predictor(image)

@@ -280,12 +280,12 @@ def image_header(data: bytes) -> tuple[str, tuple[int, int] | None]:
     return "other", None
 
 
-def _too_large(height: int, width: int) -> str:
+def too_large(height: int, width: int) -> str:
     return (f"{width}x{height} is {height * width / 1e6:.0f} megapixels, more than the limit of "
             f"{MAX_IMAGE_PIXELS / 1e6:.0f}; downscale it and its boxes")
 
 
-def _decode_or_none(data: bytes):
+def decode_or_none(data: bytes):
     """BGR uint8 image from encoded bytes, or None. Never raises: a bad file is the data's fault, not ours."""
     import cv2  # imported here so that parsing annotations never pays for OpenCV
 
@@ -315,16 +315,16 @@ def check_image(record: Record, data: bytes, report: SkipReport) -> tuple[int, i
         return None
     kind, header_hw = image_header(data)
     if header_hw is not None and header_hw[0] * header_hw[1] > MAX_IMAGE_PIXELS:
-        report.skip_image(record.source, "image too large", f"{record.file_name}: {_too_large(*header_hw)}")
+        report.skip_image(record.source, "image too large", f"{record.file_name}: {too_large(*header_hw)}")
         return None
-    image = _decode_or_none(data)
+    image = decode_or_none(data)
     if image is None or image.ndim < 2 or image.shape[0] == 0 or image.shape[1] == 0:
         what = "not a readable image" if kind == "other" else f"corrupt or truncated {kind} data"
         report.skip_image(record.source, "unreadable image", f"{record.file_name}: {what}")
         return None
     h, w = int(image.shape[0]), int(image.shape[1])
     if h * w > MAX_IMAGE_PIXELS:  # a format whose header we do not read
-        report.skip_image(record.source, "image too large", f"{record.file_name}: {_too_large(h, w)}")
+        report.skip_image(record.source, "image too large", f"{record.file_name}: {too_large(h, w)}")
         return None
     if (record.width or record.height) and (record.width, record.height) != (w, h):
         report.correct_size(record.source, f"annotation says {record.width}x{record.height}, "

@@ -58,8 +58,8 @@ def write_reference_results(runtime, info, image_paths, result_dir):
     from .predictor import read_rgb
     transform = EvalTransform(info.img_shape, info.img_mean, info.img_std)
     for path in image_paths:
-        image = read_rgb(path)
+        image, reason = read_rgb(path)
         if image is None:
-            raise DatasetError(f"{path}: not a readable image")
+            raise DatasetError(f"{path}: {reason}")
         boxes, scores = runtime(transform(image)[None])
         write_result_bins(result_dir, os.path.splitext(os.path.basename(path))[0], boxes[0], scores[0])

@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 
 from ..data.augment import EvalTransform
+from ..data.records import MAX_IMAGE_PIXELS, decode_or_none, image_header, too_large
 from ..evaluation.postprocess import image_detections
 from ..fileio import atomic_path, write_json_atomic
 from .draw import draw_detections
@@ -25,10 +26,17 @@ def list_images(path):
 
 
 def read_rgb(path):
-    """HWC uint8 RGB, decoded as eval decodes (cv2, colour), or None if the file is not a readable image."""
-    data = np.fromfile(path, np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    """(HWC uint8 RGB, None) decoded as the data checks decode, or (None, the reason it cannot be used)."""
+    data = np.fromfile(path, np.uint8).tobytes()
+    if not data:
+        return None, "empty file"
+    _, size = image_header(data)
+    if size and size[0] * size[1] > MAX_IMAGE_PIXELS:   # refused before decoding, as in the data checks
+        return None, too_large(*size)
+    image = decode_or_none(data)
+    if image is None:
+        return None, "not a readable image"
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), None
 
 
 class Predictor:
