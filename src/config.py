@@ -31,7 +31,7 @@ CHOICES = {
 }
 POSITIVE = ("epoch_size", "batch_size", "eval_batch_size", "lr", "log_interval", "save_checkpoint_epochs",
             "keep_checkpoint_max", "max_nan_steps", "eval_interval", "max_boxes", "pre_nms_top_k", "width_mult",
-            "loss_scale", "demo_num_train", "demo_num_val", "num_parallel_workers")
+            "loss_scale", "demo_num_train", "demo_num_val", "num_parallel_workers", "base_batch_size")
 UNIT_INTERVAL = ("match_threshold", "ignore_threshold", "nms_threshold", "min_score", "focal_alpha", "prior_prob",
                  "draw_score")
 

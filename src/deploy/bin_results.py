@@ -54,12 +54,10 @@ def image_size(entry, img_dir):
 
 def write_reference_results(runtime, info, image_paths, result_dir):
     """What the C++ program does, in Python: eval's transform, the runtime, one pair of .bin files per image."""
-    from ..data.augment import EvalTransform
-    from .predictor import read_rgb
-    transform = EvalTransform(info.img_shape, info.img_mean, info.img_std)
+    from .predictor import Predictor, read_rgb
+    predictor = Predictor(runtime, info)
     for path in image_paths:
         image, reason = read_rgb(path)
         if image is None:
             raise DatasetError(f"{path}: {reason}")
-        boxes, scores = runtime(transform(image)[None])
-        write_result_bins(result_dir, os.path.splitext(os.path.basename(path))[0], boxes[0], scores[0])
+        write_result_bins(result_dir, os.path.splitext(os.path.basename(path))[0], *predictor.outputs(image))

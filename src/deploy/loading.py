@@ -1,6 +1,4 @@
 """A trained detector from a checkpoint, with the class list it was trained on."""
-import numpy as np
-
 from ..config import ConfigError
 from ..models.detector import build_detector
 from ..models.inference import InferenceNet
@@ -45,4 +43,4 @@ def category_ids(meta, names):
     ids = meta.get("category_ids")
     if ids and len(ids) == len(names):
         return [int(i) for i in ids]
-    return list(np.arange(1, len(names) + 1).tolist())
+    return list(range(1, len(names) + 1))

@@ -45,10 +45,14 @@ class Predictor:
         self.info = info
         self.transform = EvalTransform(info.img_shape, info.img_mean, info.img_std)
 
+    def outputs(self, image_rgb):
+        """The network's raw outputs for one image: (boxes [A, 4] normalised, scores [A, C])."""
+        boxes, scores = self.runtime(self.transform(image_rgb)[None])
+        return boxes[0], scores[0]
+
     def __call__(self, image_rgb):
         """(boxes [K, 4] in pixels of `image_rgb`, scores [K], labels [K])."""
-        boxes, scores = self.runtime(self.transform(image_rgb)[None])
-        return image_detections(boxes[0], scores[0], image_rgb.shape[:2], self.info.nms)
+        return image_detections(*self.outputs(image_rgb), image_rgb.shape[:2], self.info.nms)
 
 
 def detections_doc(path, image_rgb, boxes, scores, labels, class_names):

@@ -48,26 +48,23 @@ class _StaticBatchRuntime:
 
 
 class CheckpointRuntime(_StaticBatchRuntime):
-    def __init__(self, infer_net):
-        self.net = infer_net
+    """A MindSpore cell: the inference network of a checkpoint, or (subclass) a reloaded MINDIR."""
 
-    def _run(self, images):
-        import mindspore as ms
-        boxes, scores = self.net(ms.Tensor(images))
-        return boxes.asnumpy(), scores.asnumpy()
-
-
-class MindIRRuntime(_StaticBatchRuntime):
-    def __init__(self, path, batch_size):
-        import mindspore as ms
-        import mindspore.nn as nn
-        self.cell = nn.GraphCell(ms.load(path))
+    def __init__(self, cell, batch_size=1):
+        self.cell = cell
         self.batch_size = batch_size
 
     def _run(self, images):
         import mindspore as ms
         boxes, scores = self.cell(ms.Tensor(images))
         return boxes.asnumpy(), scores.asnumpy()
+
+
+class MindIRRuntime(CheckpointRuntime):
+    def __init__(self, path, batch_size):
+        import mindspore as ms
+        import mindspore.nn as nn
+        super().__init__(nn.GraphCell(ms.load(path)), batch_size)
 
 
 class OnnxRuntime(_StaticBatchRuntime):

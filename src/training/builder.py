@@ -6,7 +6,6 @@ from functools import partial
 import mindspore as ms
 import numpy as np
 
-from ..config import ConfigError
 from ..data.pipeline import create_train_dataset
 from ..data.records import DatasetError
 from ..evaluation.runner import DatasetEvaluator
@@ -82,8 +81,6 @@ def peak_lr(cfg, device):
     if not device.distributed:
         return cfg.lr
     global_batch = cfg.batch_size * device.group_size
-    if cfg.base_batch_size < 1:
-        raise ConfigError(f"key 'base_batch_size' must be positive, got {cfg.base_batch_size}")
     if not cfg.scale_lr:
         log.info(f"lr {cfg.lr:g} used as given for global batch {global_batch} (scale_lr false)")
         return cfg.lr
