@@ -28,10 +28,12 @@ CHOICES = {
     "mode": ("GRAPH", "PYNATIVE"),
     "device_target": ("auto", "CPU", "GPU", "Ascend"),
     "file_format": ("MINDIR", "AIR", "ONNX"),
+    "amp_level": ("O0", "O1", "O2", "O3"),
 }
 POSITIVE = ("epoch_size", "batch_size", "eval_batch_size", "lr", "log_interval", "save_checkpoint_epochs",
             "keep_checkpoint_max", "max_nan_steps", "eval_interval", "max_boxes", "pre_nms_top_k", "width_mult",
-            "loss_scale", "demo_num_train", "demo_num_val", "num_parallel_workers", "base_batch_size")
+            "loss_scale", "demo_num_train", "demo_num_val", "num_parallel_workers", "base_batch_size", "timed_steps",
+            "pipeline_batches", "eval_images", "infer_runs")
 UNIT_INTERVAL = ("match_threshold", "ignore_threshold", "nms_threshold", "min_score", "focal_alpha", "prior_prob",
                  "draw_score")
 

@@ -225,3 +225,32 @@ def test_ground_truth_dict_not_modified():
     ev.add(1, [[0, 0, 10, 10]], [0.9], [0])
     assert ev.evaluate(verbose=False)["mAP"] == pytest.approx(1.0)
     assert gt == before
+
+
+def test_faster_coco_eval_gives_pycocotools_results():
+    pytest.importorskip("faster_coco_eval")
+    rng = np.random.default_rng(0)
+    anns = []
+    for img in range(1, 21):
+        for _ in range(int(rng.integers(1, 5))):
+            x, y = rng.uniform(0, 400, 2)
+            w, h = rng.uniform(5, 200, 2)
+            anns.append((img, int(rng.integers(1, 4)), [x, y, w, h], int(rng.random() < 0.1)))
+    gt = make_gt(list(range(1, 21)), anns, cat_ids=(1, 2, 3))
+    # Each gt found with jitter, plus a false positive, with random scores: the same detections for both engines.
+    detections = [(img, np.array([np.array(xyxy(box)) + rng.normal(0, 6, 4), [0, 0, 30, 30]]), rng.random(2),
+                   np.array([cat - 1, 0])) for img, cat, box, _ in anns]
+    results = {}
+    for engine in ("pycocotools", "faster_coco_eval"):
+        ev = COCOEvaluator(gt, ["a", "b", "c"], [1, 2, 3], engine=engine)
+        for detection in detections:
+            ev.add(*detection)
+        results[engine] = ev.evaluate(verbose=False)
+    assert 0.1 < results["pycocotools"]["mAP"] < 0.9
+    assert results["pycocotools"]["stats"] == results["faster_coco_eval"]["stats"]
+    assert results["pycocotools"]["per_class"] == results["faster_coco_eval"]["per_class"]
+
+
+def test_unknown_engine_is_refused():
+    with pytest.raises(ValueError, match="COCO engine"):
+        COCOEvaluator(make_gt([1], [(1, 1, [0, 0, 5, 5])]), ["a"], [1], engine="fast")

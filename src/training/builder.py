@@ -11,6 +11,7 @@ from ..data.records import DatasetError
 from ..evaluation.runner import DatasetEvaluator
 from ..losses import DetectionLoss
 from ..models.detector import build_detector, count_parameters
+from ..models.layers import use_cpu_kernels
 from .checkpoint import CheckpointError, load_into, load_train_state, read_checkpoint
 from .lr_schedule import linear_scaled_lr, warmup_cosine_lr
 from .rank_dump import RankDump
@@ -96,6 +97,13 @@ def build_training(cfg, train_info, num_classes, device, eval_info=None):
     log.info(f"{cfg.model_name}: {count_parameters(net):,} parameters, {net.spec.num_anchors} anchors, "
              f"feature maps {net.spec.feature_sizes}")
     load_pretrained(cfg, net)
+    if cfg.cpu_kernels and device.device_target == "CPU":
+        switched = use_cpu_kernels(net)
+        if switched:
+            log.info(f"cpu_kernels: {switched} depthwise convolutions run on the C++ CPU kernel")
+    if cfg.amp_level != "O0":
+        # O2/O3 keep the loss in float32: DetectionLoss casts the predictions back.
+        ms.amp.auto_mixed_precision(net, cfg.amp_level)
 
     dump = RankDump(cfg.rank_dump_dir, device.rank, device.group_size) if cfg.rank_dump_dir else None
     dataset = create_train_dataset(train_info.path, cfg, net.spec.anchors, cfg.batch_size, device.rank,

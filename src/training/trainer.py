@@ -92,13 +92,58 @@ class Trainer:
         for _, f in epochs[:max(len(epochs) - self.cfg.keep_checkpoint_max, 0)]:
             os.remove(os.path.join(self.run_dir, f))
 
+    def _use_sink(self):
+        """dataset_sink_mode on a GPU or Ascend device; MindSpore has no data sink on the CPU."""
+        if not self.cfg.dataset_sink_mode:
+            return False
+        import mindspore as ms
+        target = ms.get_context("device_target")
+        if target == "CPU":
+            log.warning("dataset_sink_mode: MindSpore sinks data on GPU and Ascend only; on the CPU every step is "
+                        "fed from the host as without it")
+            return False
+        if self.dump:
+            raise ValueError("rank_dump_dir needs each batch's image ids on the host: run it without "
+                             "dataset_sink_mode")
+        return True
+
+    def _host_steps(self, epochs):
+        """Per epoch: (step index, 1, train_step outputs) for each batch, fed from the host."""
+        iterator = self.dataset.create_tuple_iterator(num_epochs=epochs)
+
+        def steps_of(epoch):
+            for i, inputs in enumerate(iterator):
+                if self.dump:
+                    *inputs, img_ids = inputs
+                    self.dump.add(epoch + 1, img_ids.asnumpy())
+                yield i, 1, self.train_step(*inputs)
+        return steps_of
+
+    def _sink_steps(self, epochs):  # noqa: ARG002 (data_sink repeats the dataset itself)
+        """Per epoch: (index of the sink's last step, steps in it, outputs of that step) per data-sink call.
+
+        Each call runs `sink` steps inside MindSpore, the largest divisor of the epoch's steps up to log_interval,
+        so that an epoch ends on a sink boundary; losses and overflow are seen once per call.
+        """
+        import mindspore as ms
+        sink = max(d for d in range(1, min(self.cfg.log_interval, self.steps_per_epoch) + 1)
+                   if self.steps_per_epoch % d == 0)
+        run = ms.data_sink(self.train_step, self.dataset, sink_size=sink)
+        log.info(f"dataset_sink_mode: {sink} steps per sink")
+
+        def steps_of(epoch):
+            for call in range(self.steps_per_epoch // sink):
+                yield (call + 1) * sink - 1, sink, run()
+        return steps_of
+
     def fit(self, start_epoch=0):
         cfg = self.cfg
         epochs = cfg.epoch_size
         if start_epoch >= epochs:
             log.info(f"nothing to do: the run is already at epoch {start_epoch} of {epochs}")
             return self.history
-        iterator = self.dataset.create_tuple_iterator(num_epochs=epochs - start_epoch)
+        remaining_epochs = epochs - start_epoch
+        steps_of = self._sink_steps(remaining_epochs) if self._use_sink() else self._host_steps(remaining_epochs)
         global_step = start_epoch * self.steps_per_epoch
         batch = cfg.batch_size
         step_times = []
@@ -110,16 +155,12 @@ class Trainer:
             tick = time.perf_counter()
             if self.dump:
                 self.dump.start_epoch(epoch + 1)
-            for i, inputs in enumerate(iterator):
-                if self.dump:
-                    *inputs, img_ids = inputs
-                    self.dump.add(epoch + 1, img_ids.asnumpy())
-                loss, overflow, scale = self.train_step(*inputs)
+            for i, count, (loss, overflow, scale) in steps_of(epoch):
                 loss = float(loss.asnumpy())
                 now = time.perf_counter()
-                step_times.append(now - tick)
+                step_times += [(now - tick) / count] * count
                 tick = now
-                global_step += 1
+                global_step += count
                 if not math.isfinite(loss) or bool(overflow.asnumpy()):
                     nan_steps += 1
                     log.warning(f"epoch {epoch + 1} step {i + 1}: loss {loss} is not finite or the gradients "
@@ -132,7 +173,7 @@ class Trainer:
                     continue
                 nan_steps = 0
                 losses.append(loss)
-                if (i + 1) % cfg.log_interval == 0 or i + 1 == self.steps_per_epoch:
+                if (i + 1) % cfg.log_interval < count or i + 1 == self.steps_per_epoch:
                     recent = step_times[-cfg.log_interval:]
                     sec = float(np.median(recent))
                     remaining = (epochs * self.steps_per_epoch - global_step) * sec

@@ -1,0 +1,38 @@
+"""Speed and memory of one model on this machine; prints a summary and writes it as JSON.
+
+    python benchmark.py --config_path configs/ssd_mobilenet_v2_300.yaml --batch_size 8 --steps 20
+    python benchmark.py --config_path configs/ssd_resnet50_fpn_640.yaml --benchmarks train --steps 5
+    python benchmark.py --benchmarks matching postprocess --eval_images 5000
+
+Measures: steady-state training s/step and img/s (compile steps excluded), the data pipeline's img/s alone,
+matching + encoding per image, decode + NMS + COCOeval per 1000 images from stored raw outputs, batch-1 inference
+latency, peak RSS, FLOPs per image and the fraction of the measured GEMM peak that training reaches.
+"""
+import sys
+
+import src  # noqa: F401  (sets the oneDNN CPU kernel choice before MindSpore loads)
+from src.cli import run_main
+from src.config import parse_config
+
+
+def _steps_flag(argv):
+    """`--steps N` is the timed step count here (the config's `steps` key holds the SSD anchor steps)."""
+    return ["--timed_steps" if a == "--steps" else "--timed_steps=" + a[8:] if a.startswith("--steps=") else a
+            for a in argv]
+
+
+def main(argv=None):
+    cfg = parse_config(_steps_flag(sys.argv[1:] if argv is None else argv), description="Benchmark one model: training, data, matching, post-processing, "
+                                         "inference, memory and FLOPs.")
+    from src.benchmarks.runner import run_benchmarks, selected_phases
+    from src.device import setup_device
+    from src.training.trainer import setup_logging
+
+    selected_phases(cfg)  # a typo fails before anything is built
+    setup_logging()
+    run_benchmarks(cfg, setup_device(cfg))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

@@ -1,0 +1,1 @@
+"""C++ kernels for MindSpore's CPU backend, compiled on first use (aot-type Custom ops)."""
