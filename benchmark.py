@@ -3,6 +3,7 @@
     python benchmark.py --config_path configs/ssd_mobilenet_v2_300.yaml --batch_size 8 --steps 20
     python benchmark.py --config_path configs/ssd_resnet50_fpn_640.yaml --benchmarks train --steps 5
     python benchmark.py --benchmarks matching postprocess --eval_images 5000
+    python benchmark.py --compare runs/benchmarks/a.json runs/benchmarks/b.json   # side by side, with ratios
 
 Measures: steady-state training s/step and img/s (compile steps excluded), the data pipeline's img/s alone,
 matching + encoding per image, decode + NMS + COCOeval per 1000 images from stored raw outputs, batch-1 inference
@@ -22,7 +23,14 @@ def _steps_flag(argv):
 
 
 def main(argv=None):
-    cfg = parse_config(_steps_flag(sys.argv[1:] if argv is None else argv), description="Benchmark one model: training, data, matching, post-processing, "
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--compare"]:
+        from src.benchmarks.compare import compare
+        if len(argv) < 2:
+            raise SystemExit("benchmark.py --compare needs one or more JSON files written by benchmark.py")
+        print(compare(argv[1:]))
+        return 0
+    cfg = parse_config(_steps_flag(argv), description="Benchmark one model: training, data, matching, post-processing, "
                                          "inference, memory and FLOPs.")
     from src.benchmarks.runner import run_benchmarks, selected_phases
     from src.device import setup_device

@@ -72,6 +72,17 @@ class DetectionLoss(nn.Cell):
         self.box_beta = box_beta
         self.box_weight = box_weight
 
+    # src.models.layers.use_cpu_kernels switches the focal loss to a C++ kernel on the CPU (same value and
+    # gradient, without the full-size temporaries).
+    cpu_kernel = False
+    kernel_source = "focal_loss.cc"
+
+    def enable_cpu_kernel(self, enabled=True):
+        self.cpu_kernel = bool(enabled) and self.loss_type == "focal"
+        if self.cpu_kernel:
+            from .kernels.focal_loss import focal_loss_op
+            self._focal_sum, self._focal_params = focal_loss_op(float(self.alpha), float(self.gamma))
+
     @classmethod
     def from_config(cls, network, cfg):
         return cls(network, cfg.loss, cfg.focal_alpha, cfg.focal_gamma, cfg.neg_pos_ratio, cfg.box_loss_beta,
@@ -84,7 +95,9 @@ class DetectionLoss(nn.Cell):
         normaliser = ops.maximum(ops.reduce_sum(ops.cast(num_pos, mstype.float32)), 1.0)
         pos = ops.expand_dims(ops.cast(labels > 0, mstype.float32), -1)
         box_loss = ops.reduce_sum(smooth_l1(pred_loc, loc_targets, self.box_beta) * pos)
-        if self.loss_type == "focal":
+        if self.loss_type == "focal" and self.cpu_kernel:
+            cls_loss = self._focal_sum(pred_cls, ops.cast(labels, mstype.int32), self._focal_params)[0]
+        elif self.loss_type == "focal":
             cls_loss = ops.reduce_sum(sigmoid_focal_loss(pred_cls, labels, self.alpha, self.gamma))
         else:
             cls_loss = ops.reduce_sum(softmax_hard_negative_loss(pred_cls, labels, self.neg_pos_ratio))

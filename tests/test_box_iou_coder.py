@@ -51,6 +51,26 @@ def test_box_iou_matrix_shape_dtype_and_empty():
     assert box_iou(np.array([[0, 0, 2, 2]]), np.array([[1, 1, 3, 3]]))[0, 0] == pytest.approx(1 / 7)
 
 
+@pytest.mark.parametrize("dtype_a, dtype_b", [(np.float32, np.float32), (np.float64, np.float32), (np.int64, np.int64)])
+def test_box_iou_equals_the_plain_broadcast_formula(dtype_a, dtype_b):
+    # Bit for bit: the matcher and NMS compute the same IoUs pair by pair and compare them with thresholds.
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-2, 12, (37, 4))
+    b = rng.uniform(-2, 12, (53, 4))
+    a[:5, 2:] = a[:5, :2]  # empty and inverted boxes
+    b[:3] = a[:3]
+    a, b = (np.round(x).astype(d) if np.dtype(d).kind == "i" else x.astype(d) for x, d in ((a, dtype_a), (b, dtype_b)))
+    fa, fb = (x if x.dtype.kind == "f" else x.astype(np.float64) for x in (a, b))  # integers count as float64
+    inter_w = np.maximum(np.minimum(fa[:, None, 2], fb[None, :, 2]) - np.maximum(fa[:, None, 0], fb[None, :, 0]), 0)
+    inter_h = np.maximum(np.minimum(fa[:, None, 3], fb[None, :, 3]) - np.maximum(fa[:, None, 1], fb[None, :, 1]), 0)
+    inter = inter_w * inter_h
+    union = box_area(fa)[:, None] + box_area(fb)[None, :] - inter
+    expected = inter / np.maximum(union, np.finfo(union.dtype).tiny)
+    iou = box_iou(a, b)
+    assert iou.dtype == expected.dtype
+    np.testing.assert_array_equal(iou, expected)
+
+
 def test_box_iou_rejects_wrong_shapes():
     with pytest.raises(ValueError):
         box_iou(np.zeros((2, 3)), np.zeros((2, 4)))

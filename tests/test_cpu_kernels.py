@@ -11,7 +11,7 @@ import pytest
 
 from src.kernels import build as kernel_build
 from src.kernels.depthwise import library
-from src.models.layers import DepthwiseConv2d, conv2d, use_cpu_kernels
+from src.models.layers import BatchNorm2d, ConvBNAct, DepthwiseConv2d, batch_norm, conv2d, use_cpu_kernels
 
 pytestmark = pytest.mark.skipif(library() is None, reason="no C++ compiler to build the CPU kernel")
 
@@ -70,6 +70,7 @@ def test_switch_keeps_parameter_names_and_only_touches_depthwise_convs():
     assert use_cpu_kernels(block) == 1  # the grouped (not depthwise) conv keeps MindSpore's kernel
     assert [p.name for p in block.get_parameters()] == names
     assert use_cpu_kernels(block, False) == 1 and not block[0].cpu_kernel
+    assert use_cpu_kernels(ConvBNAct(8, 8, 3, groups=8)) == 2  # the depthwise conv and the batch norm
 
 
 def test_library_is_built_once_per_source_into_the_cache(tmp_path, monkeypatch):
@@ -92,7 +93,98 @@ def test_missing_compiler_is_reported_not_crashed(tmp_path, monkeypatch):
 
 
 def test_network_stays_on_mindspore_conv_when_the_kernel_cannot_be_built(monkeypatch):
-    import src.kernels.depthwise as depthwise
-    monkeypatch.setattr(depthwise, "library", lambda: None)
+    monkeypatch.setattr(kernel_build, "library", lambda source: None)
     conv = conv2d(4, 4, 3, groups=4)
     assert use_cpu_kernels(conv) == 0 and not conv.cpu_kernel
+
+
+@pytest.mark.parametrize("shape", [(4, 6, 5, 7), (2, 3, 1, 1), (8, 16, 19, 19)])
+def test_batch_norm_kernel_matches_mindspore(shape):
+    ms.set_context(mode=ms.GRAPH_MODE)
+    channels = shape[1]
+    rng = np.random.default_rng(shape[2])
+    reference, fast = batch_norm(channels), batch_norm(channels)
+    assert isinstance(fast, BatchNorm2d)
+    for bn in (reference, fast):  # non-trivial scale, shift and running statistics
+        bn.gamma.set_data(ms.Tensor(np.linspace(0.5, 2.0, channels, dtype=np.float32)))
+        bn.beta.set_data(ms.Tensor(np.linspace(-1.0, 1.0, channels, dtype=np.float32)))
+        bn.moving_mean.set_data(ms.Tensor(np.full(channels, 0.3, np.float32)))
+        bn.moving_variance.set_data(ms.Tensor(np.full(channels, 2.0, np.float32)))
+        bn.set_train(True)
+    assert use_cpu_kernels(fast) == 1
+    x = ms.Tensor((rng.standard_normal(shape) * 3 + 5).astype(np.float32))  # |mean| > std
+    want_y, want_gx, want_gw = outputs_and_grads(reference, x)
+    got_y, got_gx, got_gw = outputs_and_grads(fast, x)
+    np.testing.assert_allclose(got_y, want_y, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got_gx, want_gx, rtol=1e-3, atol=1e-4)
+    for got, want in zip(got_gw, want_gw):  # gamma, beta
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+    # outputs_and_grads ran three training forwards on each: the moving statistics moved alike.
+    for name in ("moving_mean", "moving_variance"):
+        np.testing.assert_allclose(getattr(fast, name).asnumpy(), getattr(reference, name).asnumpy(), rtol=1e-5)
+    # Evaluation uses the moving statistics, on MindSpore's own op.
+    fast.set_train(False)
+    reference.set_train(False)
+    np.testing.assert_allclose(fast(x).asnumpy(), reference(x).asnumpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("gamma", [2.0, 1.5])
+def test_focal_loss_kernel_matches_the_ops_version(gamma):
+    ms.set_context(mode=ms.GRAPH_MODE)
+    from src.kernels.focal_loss import focal_loss_op
+    from src.losses import sigmoid_focal_loss
+
+    class Reference(nn.Cell):
+        def construct(self, logits, labels):
+            return sigmoid_focal_loss(logits, labels, 0.25, gamma).sum()
+
+    class Kernel(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.op, self.params = focal_loss_op(0.25, gamma)
+
+        def construct(self, logits, labels):
+            return self.op(logits, labels, self.params)[0]
+
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((2, 50, 7)).astype(np.float32) * 4
+    # Saturated and near-zero logits. Not exactly 0: there the ops version's autodiff takes relu's and abs's
+    # subgradient 0 and misses softplus's slope 1/2, which the kernel's closed form has.
+    logits[0, 0, :] = [-30, -8, 0.5, 8, 30, 1e-3, -1e-3]
+    labels = rng.integers(-1, 8, (2, 50)).astype(np.int32)  # ignored, background and every class
+    x, y = ms.Tensor(logits), ms.Tensor(labels)
+    for cell in (Reference(), Kernel()):
+        value, grad = ms.value_and_grad(cell)(x, y)
+        if isinstance(cell, Reference):
+            want_value, want_grad = value.asnumpy(), grad.asnumpy()
+    np.testing.assert_allclose(value.asnumpy(), want_value, rtol=1e-5)
+    np.testing.assert_allclose(grad.asnumpy(), want_grad, rtol=1e-4, atol=1e-6)
+    assert np.all(grad.asnumpy()[labels < 0] == 0)
+
+
+def test_detection_loss_switches_its_focal_loss_only():
+    from src.losses import DetectionLoss
+    loss = DetectionLoss(nn.SequentialCell([conv2d(3, 3, 3, groups=3)]), loss_type="focal")
+    assert use_cpu_kernels(loss) == 2 and loss.cpu_kernel
+    softmax = DetectionLoss(nn.SequentialCell([conv2d(3, 3, 3, groups=3)]), loss_type="softmax_hnm")
+    use_cpu_kernels(softmax)
+    assert not softmax.cpu_kernel  # hard-negative mining has no kernel
+
+
+def test_focal_loss_kernel_passes_non_finite_logits_on():
+    # Built with -ffast-math: non-finite logits must still give a NaN loss and NaN gradients, so that training
+    # sees the overflow and skips the step as it does with the ops version.
+    from src.kernels.focal_loss import focal_loss_op
+    op, params = focal_loss_op(0.25, 2.0)
+    logits = np.zeros((1, 3, 4), np.float32)
+    logits[0, 1, 2] = np.inf
+    labels = ms.Tensor(np.array([[1, 0, -1]], np.int32))
+
+    class Kernel(nn.Cell):
+        def construct(self, x, y):
+            return op(x, y, params)[0]
+
+    value, grad = ms.value_and_grad(Kernel())(ms.Tensor(logits), labels)
+    assert np.isnan(value.asnumpy())
+    grad = grad.asnumpy()
+    assert np.isnan(grad[0, 1]).all() and np.isfinite(grad[0, 0]).all()

@@ -104,12 +104,29 @@ def _random_gts(rng, count, kind, anchors_xyxy):
     return boxes
 
 
+def _ssd300_anchors():
+    return SSDAnchorGenerator(steps=[16, 32, 64, 100, 150, 300]).generate(
+        [(19, 19), (10, 10), (5, 5), (3, 3), (2, 2), (1, 1)], (300, 300))
+
+
+def _check_against_dense(encoder, boxes, classes):
+    """The encoder's targets equal those of match_anchors on the full IoU matrix, bit for bit."""
+    anchors = encoder.anchors
+    loc, labels, num_pos = encoder(boxes, classes)
+    matches = match_anchors(box_iou(boxes, cxcywh_to_xyxy(anchors)), encoder.pos_iou, encoder.neg_iou)
+    expected = np.where(matches >= 0, classes[np.maximum(matches, 0)] + 1, np.where(matches == IGNORED, -1, 0))
+    np.testing.assert_array_equal(labels, expected)
+    positive = matches >= 0
+    assert num_pos == positive.sum()
+    np.testing.assert_array_equal(loc[positive], encoder.coder.encode(boxes[matches[positive]], anchors[positive]))
+    assert not loc[~positive].any()
+
+
 @pytest.mark.parametrize("name", ["ssd300", "grid", "unstructured"])
 def test_encoder_equals_match_anchors_on_the_full_iou_matrix(name):
     rng = np.random.default_rng(7)
     if name == "ssd300":
-        anchors = SSDAnchorGenerator(steps=[16, 32, 64, 100, 150, 300]).generate(
-            [(19, 19), (10, 10), (5, 5), (3, 3), (2, 2), (1, 1)], (300, 300))
+        anchors = _ssd300_anchors()
     elif name == "grid":
         anchors = GridAnchorGenerator().generate([(24, 32), (12, 16), (6, 8)], (192, 256))
     else:  # random boxes, with one grid level in the middle
@@ -117,18 +134,40 @@ def test_encoder_equals_match_anchors_on_the_full_iou_matrix(name):
         level = GridAnchorGenerator().generate([(6, 6)], (96, 96))
         anchors = np.concatenate([loose[:10], level, loose[10:]]).astype(np.float32)
     anchors_xyxy = cxcywh_to_xyxy(anchors)
-    coder = BoxCoder()
     for pos_iou, neg_iou in [(0.5, None), (0.5, 0.4), (0.35, 0.35)]:
-        encoder = AnchorTargetEncoder(anchors, coder, pos_iou, neg_iou)
+        encoder = AnchorTargetEncoder(anchors, BoxCoder(), pos_iou, neg_iou)
         for trial in range(12):
             boxes = _random_gts(rng, int(rng.integers(1, 25)), trial % 3, anchors_xyxy)
-            classes = rng.integers(0, 80, len(boxes))
-            loc, labels, num_pos = encoder(boxes, classes)
-            matches = match_anchors(box_iou(boxes, anchors_xyxy), pos_iou, neg_iou)
-            expected = np.where(matches >= 0, classes[np.maximum(matches, 0)] + 1, np.where(matches == IGNORED, -1, 0))
-            np.testing.assert_array_equal(labels, expected)
-            positive = matches >= 0
-            assert num_pos == positive.sum()
-            np.testing.assert_allclose(loc[positive], coder.encode(boxes[matches[positive]], anchors[positive]),
-                                       atol=1e-5)
-            assert not loc[~positive].any()
+            _check_against_dense(encoder, boxes, rng.integers(0, 80, len(boxes)))
+
+
+def test_encoder_with_crowded_images_and_tiny_batches(monkeypatch):
+    # Hundreds of gts: anchors matched by several gts at once; then batches of a few IoUs, so that a gt's windows
+    # spread over many batches whose results must merge exactly.
+    from src.box import anchor_index
+    rng = np.random.default_rng(3)
+    anchors = _ssd300_anchors()
+    anchors_xyxy = cxcywh_to_xyxy(anchors)
+    encoder = AnchorTargetEncoder(anchors, BoxCoder(), 0.5, 0.4)
+    for kind in range(3):
+        boxes = _random_gts(rng, 300, kind, anchors_xyxy)
+        _check_against_dense(encoder, boxes, rng.integers(0, 80, len(boxes)))
+    monkeypatch.setattr(anchor_index, "_CHUNK_ELEMENTS", 40)
+    for kind in range(3):
+        boxes = _random_gts(rng, 20, kind, anchors_xyxy)
+        _check_against_dense(encoder, boxes, rng.integers(0, 80, len(boxes)))
+
+
+@pytest.mark.parametrize("size", [10, 500])
+def test_best_iou_per_key_equals_the_lexsort_reference(size):
+    from src.box.anchor_index import _best_iou_per_key, _best_per_key
+    rng = np.random.default_rng(size)
+    for _ in range(20):
+        key = rng.integers(0, 60, size)
+        tie = rng.integers(0, 9, size)
+        iou = rng.choice(np.array([0.0, 0.25, 0.5, 0.7, 1.0, 0.3333], np.float32), size)  # many equal IoUs
+        pick, keys = _best_per_key(key, iou, tie)
+        got = _best_iou_per_key(key, iou, tie, 9)
+        np.testing.assert_array_equal(got[0], keys)
+        np.testing.assert_array_equal(got[1], iou[pick])
+        np.testing.assert_array_equal(got[2], tie[pick])

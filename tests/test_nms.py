@@ -126,3 +126,32 @@ def test_multiclass_nms_matches_reference(anchors, classes, top_k):
     np.testing.assert_array_equal(out_labels, [c for _, c in expected])
     np.testing.assert_array_equal(out_boxes, boxes[[a for a, _ in expected]])
     np.testing.assert_array_equal(out_scores, [scores[a, c] for a, c in expected])
+
+
+def test_nms_matches_reference_over_blocks_cut_by_the_pair_budget():
+    # One class and hundreds of boxes: blocks after the first pair with every kept box and are cut short.
+    rng = np.random.default_rng(3)
+    boxes = _random_boxes(rng, 700)
+    scores = np.round(rng.uniform(0, 1, 700), 2).astype(np.float32)
+    classes = rng.integers(0, 2, 700)
+    np.testing.assert_array_equal(nms(boxes, scores, 0.6), reference_nms(boxes, scores, 0.6))
+    np.testing.assert_array_equal(batched_nms(boxes, scores, classes, 0.6),
+                                  reference_nms(boxes, scores, 0.6, classes))
+
+
+@pytest.mark.parametrize("max_boxes, top_k", [(50, 1000), (None, None), (0, 10), (30, 0)])
+def test_multiclass_nms_when_the_best_candidates_mostly_suppress_each_other(max_boxes, top_k):
+    # The 300 best candidates are near copies of one box, so the first candidates ranked give one detection and
+    # multiclass_nms has to rank more of them.
+    rng = np.random.default_rng(5)
+    boxes = _random_boxes(rng, 400)
+    boxes[:300] = boxes[0] + rng.uniform(0, 0.002, (300, 4)).astype(np.float32)
+    scores = np.zeros((400, 2), np.float32)
+    scores[:, 0] = np.linspace(1, 0.2, 400)
+    scores[::3, 1] = np.linspace(0.9, 0.1, 134)
+    out_boxes, out_scores, out_labels = multiclass_nms(boxes, scores, 0.05, 0.5, max_boxes, top_k)
+    expected = reference_multiclass(boxes, scores, 0.05, 0.5, max_boxes, top_k if top_k else None)
+    assert len(out_scores) == len(expected)
+    np.testing.assert_array_equal(out_labels, [c for _, c in expected])
+    np.testing.assert_array_equal(out_boxes, boxes[[a for a, _ in expected]].reshape(-1, 4))
+    np.testing.assert_array_equal(out_scores, [scores[a, c] for a, c in expected])

@@ -6,6 +6,7 @@ the figure that matters), then the rest; each result records the process's peak 
 import json
 import logging
 import os
+import tempfile
 import time
 
 from ..config import ConfigError, load_config
@@ -100,7 +101,12 @@ def run_benchmarks(cfg, device):
     if "pipeline" in chosen:
         log.info(f"data pipeline alone: {cfg.pipeline_batches} batches of {cfg.batch_size}")
         anchors = (net or build_detector(cfg, num_classes)).spec.anchors
-        report["pipeline"] = phases.benchmark_pipeline(train_info, cfg, anchors, cfg.pipeline_batches)
+        with tempfile.TemporaryDirectory(prefix="fdet_pipeline_") as folder:
+            info = phases.coco_sized_source(cfg, folder) if cfg.dataset == "demo" else train_info
+            report["pipeline"] = phases.benchmark_pipeline(info, cfg, anchors, cfg.pipeline_batches)
+        if cfg.dataset == "demo":
+            report["pipeline"]["source"] = (f"{phases.COCO_SIZED['images']} synthetic images of "
+                                            f"{phases.COCO_SIZED['image_size']} px (COCO-sized)")
     if "postprocess" in chosen:
         log.info(f"decode + NMS + COCOeval over {cfg.eval_images} images' stored raw outputs")
         anchors = (net or build_detector(cfg, num_classes)).spec.anchors

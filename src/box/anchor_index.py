@@ -4,6 +4,9 @@
 anchor), instead of the dense [N gts, A anchors] IoU matrix that `match_anchors` takes, which costs about 30 ms at
 the 51150 anchors of the configurations here. Its results feed `matcher.AnchorTargetEncoder` and give exactly the
 matches of `match_anchors` on the full matrix, ties included.
+
+A call handles a few hundred small windows, so its cost is mostly numpy's per-call overhead: the code keeps the
+number of numpy calls low (x and y in one array, tables precomputed, methods rather than np.* wrappers).
 """
 import numpy as np
 
@@ -18,8 +21,12 @@ _CHUNK_ELEMENTS = 1 << 16
 _WINDOW_SLACK = 1e-4
 # A gt that cannot reach min_iou anywhere is first searched at this fraction of its best possible IoU.
 _WEAK_GT_FRACTION = 0.5
-# Smallest union allowed in the window IoUs, as in box_iou.
-_TINY = np.finfo(np.float32).tiny
+# Smallest union allowed in the window IoUs, as in box_iou. Constants as float32 arrays: a Python float costs a
+# conversion in every ufunc call.
+_TINY = np.array(np.finfo(np.float32).tiny, np.float32)
+_ZERO = np.array(0, np.float32)
+# Bit pattern of float32 1.0: non-negative float32 values up to 1 order as their bit patterns do.
+_ONE_BITS = int(np.float32(1).view(np.int32))
 
 
 def _first_of_runs(sorted_keys):
@@ -31,10 +38,32 @@ def _first_of_runs(sorted_keys):
 
 
 def _best_per_key(key, value, tie):
-    """(position of the highest value for each distinct key, ties to the lowest `tie`; the distinct keys)."""
+    """(position of the highest value for each distinct key, ties to the lowest `tie`; the distinct keys, ascending)."""
     order = np.lexsort((tie, -value, key))
     first = order[_first_of_runs(key[order])]
     return first, key[first]
+
+
+def _best_iou_per_key(key, iou, tie, tie_bound):
+    """(the distinct keys ascending, the highest IoU of each, its `tie`, the lowest where IoUs are equal).
+
+    `key` and `tie` (< tie_bound) are non-negative int64, `iou` float32 IoUs in [0, 1]. As the bit pattern of such a
+    float is an integer of the same order (at most _ONE_BITS, 30 bits), (key, -iou, tie) packs into one int64, and
+    sorting that is several times faster than a three-key lexsort of the few hundred entries here.
+    """
+    tie_bits = int(tie_bound - 1).bit_length()
+    shift = 30 + tie_bits
+    if key.size < 64 or int(key.max()).bit_length() + shift > 62:  # lexsort is as fast for a few entries
+        pick, keys = _best_per_key(key, iou, tie)
+        return keys, iou[pick], tie[pick]
+    packed = key << shift
+    packed |= (_ONE_BITS - iou.view(np.int32)).astype(np.int64) << tie_bits
+    packed |= tie
+    packed.sort()
+    packed = packed[_first_of_runs(packed >> shift)]
+    low_bits = packed & ((1 << shift) - 1)
+    best_iou = (_ONE_BITS - (low_bits >> tie_bits)).astype(np.int32).view(np.float32)
+    return packed >> shift, best_iou, low_bits & ((1 << tie_bits) - 1)
 
 
 def _grid_block_at(anchors, start):
@@ -71,19 +100,20 @@ class _SortedCentres:
         self.low = min(a.min() for a in arrays)
         self.span = max(a.max() for a in arrays) - self.low + 4.0
         self.keys = np.concatenate([(a.astype(np.float64) - self.low) + k * self.span for k, a in enumerate(arrays)])
-        self.offsets = np.cumsum([0] + [len(a) for a in arrays[:-1]])
+        self._clip = (np.array(-1.0), np.array(self.span - 3.0))
 
-    def window(self, centre, reach, which):
-        """First index and count of the values within `reach` of `centre` [P, m] in the arrays `which` [P, m]."""
+    def window(self, centre, reach, base):
+        """(first index into `keys`, count) of the values within `reach` of `centre` (relative to `low`) in the
+        array with index base / span."""
         bounds = np.empty((2,) + reach.shape)
-        np.subtract(centre - self.low, reach, out=bounds[0])
-        np.add(centre - self.low, reach, out=bounds[1])
+        np.subtract(centre, reach, out=bounds[0])
+        np.add(centre, reach, out=bounds[1])
         # Clipping keeps every query inside the stretch of keys of its own array.
-        np.maximum(bounds, -1.0, out=bounds)
-        np.minimum(bounds, self.span - 3.0, out=bounds)
-        bounds += which * self.span
+        np.maximum(bounds, self._clip[0], out=bounds)
+        np.minimum(bounds, self._clip[1], out=bounds)
+        bounds += base
         first = self.keys.searchsorted(bounds[0], side="left")
-        return first - self.offsets[which], self.keys.searchsorted(bounds[1], side="right") - first
+        return first, self.keys.searchsorted(bounds[1], side="right") - first
 
 
 class _AnchorIndex:
@@ -118,45 +148,34 @@ class _AnchorIndex:
             self._build_shape_grids(anchors_cxcywh, blocks)
 
     def _build_shape_grids(self, anchors_cxcywh, blocks):
-        per_grid, centres = [], []
-        col_x1, col_x2, row_y1, row_y2 = [], [], [], []
-        col_base = row_base = 0
-        for k, (start, rows, cols, boxes) in enumerate(blocks):
+        per_grid, slots = [], []
+        for start, rows, cols, boxes in blocks:
             grid = self.xyxy[start:start + rows * cols * boxes].reshape(rows, cols, boxes, 4)
             cells = anchors_cxcywh[start:start + rows * cols * boxes].reshape(rows, cols, boxes, 4)
-            centres += [cells[0, :, 0, 0], cells[:, 0, 0, 1]]
             for box in range(boxes):
-                col_x1.append(grid[0, :, box, 0])
-                col_x2.append(grid[0, :, box, 2])
-                row_y1.append(grid[:, 0, box, 1])
-                row_y2.append(grid[:, 0, box, 3])
+                x1, x2 = grid[0, :, box, 0], grid[0, :, box, 2]
+                y1, y2 = grid[:, 0, box, 1], grid[:, 0, box, 3]
+                # Per shape grid its columns, then its rows ("slots"): centre, low and high edge, extent, and the
+                # part of the anchor id (row and column parts add up to the id).
+                slots.append((cells[0, :, box, 0], x1, x2, x2 - x1, np.arange(cols) * boxes))
+                slots.append((cells[:, 0, box, 1], y1, y2, y2 - y1, start + box + np.arange(rows) * (cols * boxes)))
                 # The largest extent over the grid covers float rounding between cells.
-                width = (grid[0, :, box, 2] - grid[0, :, box, 0]).max()
-                height = (grid[:, 0, box, 3] - grid[:, 0, box, 1]).max()
-                # Anchor id of (row, col) is first + row * row_step + col * col_step.
-                per_grid.append((start + box, cols * boxes, boxes, rows, cols, col_base, row_base,
-                                 2 * k, 2 * k + 1, width, height))
-                col_base += cols
-                row_base += rows
-        (self.grid_first, self.grid_row_step, self.grid_col_step, self.grid_rows, self.grid_cols,
-         self.grid_col_base, self.grid_row_base, x_array, y_array) = (
-            np.array(column, dtype=np.int64) for column in list(zip(*per_grid))[:9])
-        self.grid_wh = np.array([g[9:] for g in per_grid], dtype=np.float64)  # [G, 2]
-        self.grid_area = self.grid_wh[:, 0] * self.grid_wh[:, 1]
-        self.grid_centre_array = np.stack([x_array, y_array], axis=1)  # [G, 2]: which centres array per axis
-        self.centres = _SortedCentres(centres)
-        # x1, x2 of every shape grid's columns and y1, y2 of its rows, grid after grid.
-        self.col_x1, self.col_x2, self.row_y1, self.row_y2 = (
-            np.concatenate(parts) for parts in (col_x1, col_x2, row_y1, row_y2))
-        self.grid_row_last = self.grid_row_base + self.grid_rows - 1
-        self.grid_col_last = self.grid_col_base + self.grid_cols - 1
+                per_grid.append(((x2 - x1).max(), (y2 - y1).max()))
+        # Per-axis arrays [2 (x, y), G]: numpy broadcasts much faster over G than over a trailing axis of 2.
+        self.grid_wh = np.array(per_grid, dtype=np.float64).T
+        self.grid_area = self.grid_wh[0] * self.grid_wh[1]
+        centres, self.slot_lo, self.slot_hi, self.slot_extent, self.slot_anchor = zip(*slots)
+        self.centres = _SortedCentres(centres)  # an index into its keys is an index into the slot tables
+        self.grid_keys = np.arange(2 * len(per_grid)).reshape(-1, 2).T * self.centres.span  # [2, G]
+        self.slot_lo, self.slot_hi, self.slot_extent, self.slot_anchor = (
+            np.concatenate(column) for column in (self.slot_lo, self.slot_hi, self.slot_extent, self.slot_anchor))
 
     def overlaps(self, gt, min_iou):
         """Anchors reaching `min_iou` (> 0) with some gt, and each gt's best anchor.
 
         Returns (anchor ids, their best IoU, their best gt, best IoU per gt [N], best anchor per gt [N]), with
         ties to the lower gt / anchor index exactly as match_anchors on the full matrix; a gt that overlaps no
-        anchor gets best IoU -1.
+        anchor gets best IoU -1 or 0. `gt` is float32 (the IoUs are float32 as in box_iou).
         """
         gt_area = box_area(gt)
         per_gt, per_anchor = [], []
@@ -165,102 +184,138 @@ class _AnchorIndex:
             all_gts = np.arange(len(gt))
             for begin in range(0, self.loose.size, chunk):
                 ids = self.loose[begin:begin + chunk]
-                _collect(box_iou(gt, self.xyxy[ids]), all_gts, ids, min_iou, per_gt, per_anchor)
+                _collect(box_iou(gt, self.xyxy.take(ids, axis=0)), all_gts, ids, min_iou, per_gt, per_anchor)
         if self.has_grids:
             gts = (gt_area > 0).nonzero()[0]
             target = self._search(gt, gt_area, gts, min_iou, _WEAK_GT_FRACTION, per_gt, per_anchor)
-            gt_best_iou, gt_best_anchor = _best_per_gt(len(gt), per_gt)
+            gt_best = self._best_per_gt(len(gt), per_gt)
             # The windows hold every anchor that reaches the target, so a gt whose best anchor does is done;
-            # for the others, search every anchor that overlaps them at all.
-            missed = gt_best_iou[gts] < target
+            # for the others (which reach no threshold, so add no anchors), search every anchor that overlaps them.
+            missed = gt_best[0][gts] < target
             if missed.any():
                 self._search(gt, gt_area, gts[missed], min_iou, 0.0, per_gt, per_anchor)
-                gt_best_iou, gt_best_anchor = _best_per_gt(len(gt), per_gt)
+                gt_best = self._best_per_gt(len(gt), per_gt)
         else:
-            gt_best_iou, gt_best_anchor = _best_per_gt(len(gt), per_gt)
-        return (*_best_per_anchor(per_anchor), gt_best_iou, gt_best_anchor)
+            gt_best = self._best_per_gt(len(gt), per_gt)
+        return (*_best_per_anchor(len(gt), per_anchor), *gt_best)
 
     def _search(self, gt, gt_area, gts, min_iou, weak_fraction, per_gt, per_anchor):
-        """Evaluate, per gt in `gts` and shape grid, every anchor that can reach the gt's IoU target.
+        """Evaluate, per gt in `gts` (ascending) and shape grid, every anchor that can reach the gt's IoU target.
 
         The target is min_iou, or weak_fraction times the gt's best possible IoU where that is lower (small or
         thin gts, which may reach min_iou nowhere). Returns the targets [len(gts)].
         """
-        g = gt[gts].astype(np.float64)
-        size = g[:, 2:] - g[:, :2]
-        common = np.minimum(size[:, None, :], self.grid_wh)  # overlap when centred on each other [n, G, 2]
-        inter = common[..., 0] * common[..., 1]
-        gt_sq = (size[:, 0] * size[:, 1])[:, None]
-        best_possible = (inter / (gt_sq + self.grid_area - inter)).max(axis=1)
+        # (Multi-dimensional fancy indexing is several times slower than take(); hence take() throughout.)
+        g = gt.take(gts, axis=0).T.astype(np.float64)  # [4 (x1, y1, x2, y2), n]
+        size = g[2:] - g[:2]
+        common = np.minimum(size[:, :, None], self.grid_wh[:, None, :])  # overlap when centred on each other [2, n, G]
+        inter = common[0] * common[1]
+        gt_sq = (size[0] * size[1])[:, None]
+        area_sum = gt_sq + self.grid_area
+        best_possible = np.divide(inter, area_sum - inter).max(axis=1)
         target = np.minimum(min_iou, weak_fraction * best_possible)
         t = (target * (1 - _WINDOW_SLACK))[:, None]
         # IoU >= t needs an intersection of t * max(areas) and of t * (sum of areas) / (1 + t). The overlap along
         # one axis is at most `common`, so the other axis must overlap by `need`, which caps the centre distance.
-        need_area = t * np.maximum(np.maximum(gt_sq, self.grid_area), (gt_sq + self.grid_area) / (1 + t))
-        pair_gt, pair_grid = (need_area <= inter).nonzero()
-        if pair_gt.size == 0:
+        need_area = np.maximum(gt_sq, self.grid_area)
+        np.maximum(need_area, area_sum / (1 + t), out=need_area)
+        need_area *= t
+        pairs = (need_area <= inter).reshape(-1).nonzero()[0]  # (gt, grid) pairs, sorted by gt
+        if pairs.size == 0:
             return target
-        pair_size, pair_wh = size[pair_gt], self.grid_wh[pair_grid]
-        reach = (pair_size + pair_wh) / 2 - (need_area[pair_gt, pair_grid, None] / common[pair_gt, pair_grid, ::-1])
+        pair_gt, pair_grid = np.divmod(pairs, inter.shape[1])
+        reach = size.take(pair_gt, axis=1)  # [2 (x, y), P]
+        reach += self.grid_wh.take(pair_grid, axis=1)
+        reach /= 2
+        reach -= need_area.take(pairs) / common[::-1].reshape(2, -1).take(pairs, axis=1)
         reach += _WINDOW_SLACK * (1 + np.abs(g).max())
-        centre = (g[pair_gt, :2] + g[pair_gt, 2:]) / 2
-        first, count = self.centres.window(centre, reach, self.grid_centre_array[pair_grid])  # [P, (x, y)]
-        hit = (count.min(axis=1) > 0).nonzero()[0]
-        if hit.size:
-            self._evaluate_windows(gt, gt_area, gts[pair_gt[hit]], pair_grid[hit], first[hit], count[hit],
-                                   min_iou, per_gt, per_anchor)
+        centre = ((g[:2] + g[2:]) / 2 - self.centres.low).take(pair_gt, axis=1)
+        first, count = self.centres.window(centre, reach, self.grid_keys.take(pair_grid, axis=1))  # first: a slot
+        cells = count[0] * count[1]
+        hit = cells.nonzero()[0]
+        if hit.size == 0:
+            return target
+        gts, cells = gts[pair_gt[hit]], cells[hit]
+        first, count = first.take(hit, axis=1), count.take(hit, axis=1)
+        ends = cells.cumsum()
+        begin = 0
+        while begin < len(gts):  # batches of about _CHUNK_ELEMENTS IoUs, so that temporaries stay small
+            stop = len(gts) if ends[-1] <= _CHUNK_ELEMENTS else max(
+                begin + 1, int(ends.searchsorted(ends[begin] - cells[begin] + _CHUNK_ELEMENTS, "right")))
+            batch = slice(begin, stop)
+            self._evaluate(gt, gt_area, gts[batch], first[:, batch], count[:, batch], cells[batch], min_iou,
+                           per_gt, per_anchor)
+            begin = stop
         return target
 
-    def _evaluate_windows(self, gt, gt_area, gts, grid, first, count, min_iou, per_gt, per_anchor):
-        """Evaluate windows in batches; each batch pads its windows to its largest height and width."""
-        largest = count.max(axis=0)
-        if len(gts) * largest[0] * largest[1] <= _CHUNK_ELEMENTS:
-            self._evaluate(gt, gt_area, gts, grid, first[:, 1], first[:, 0], largest[1], largest[0],
-                           min_iou, per_gt, per_anchor)
-            return
-        # Batches group similar sizes, so that padding wastes little.
-        order = np.argsort(count[:, 0] * count[:, 1], kind="stable")
-        while order.size:
-            padded = np.arange(1, order.size + 1) * np.prod(np.maximum.accumulate(count[order], axis=0), axis=1)
-            batch, order = np.split(order, [max(1, int(np.count_nonzero(padded <= _CHUNK_ELEMENTS)))])
-            largest = count[batch].max(axis=0)
-            self._evaluate(gt, gt_area, gts[batch], grid[batch], first[batch, 1], first[batch, 0],
-                           largest[1], largest[0], min_iou, per_gt, per_anchor)
+    def _evaluate(self, gt, gt_area, gts, first, count, cells, min_iou, per_gt, per_anchor):
+        """IoUs of gt gts[p] (ascending) with the anchors of window p: count[1, p] row slots from first[1, p] by
+        count[0, p] column slots from first[0, p]; cells = count[0] * count[1].
 
-    def _evaluate(self, gt, gt_area, gts, grid, row0, col0, height, width, min_iou, per_gt, per_anchor):
-        """IoUs of gt p with the window of shape grid p at (row0, col0), padded to height x width by repeating
-        the last row / column (repeats change no maximum and, coming later, no first maximum).
-
-        Arrays run [row, column, pair]: windows are small and pairs many, so the pairs make the long inner axis.
+        Windows differ much in size, so rather than padding them to one shape they are laid out back to back
+        (window by window, row by row): along a window row the row terms repeat and the column terms run.
         """
-        # Rows and columns as indices into the concatenated row / column tables.
-        rows = np.minimum(self.grid_row_base[grid] + row0 + np.arange(height)[:, None], self.grid_row_last[grid])
-        cols = np.minimum(self.grid_col_base[grid] + col0 + np.arange(width)[:, None], self.grid_col_last[grid])
-        y1, y2 = self.row_y1.take(rows), self.row_y2.take(rows)  # [H, P]
-        x1, x2 = self.col_x1.take(cols), self.col_x2.take(cols)  # [W, P]
-        box = gt[gts].T
-        # box_iou's operations in box_iou's order, so that both give bit-identical IoUs.
-        inter_h = np.maximum(np.minimum(box[3], y2) - np.maximum(box[1], y1), 0)
-        inter_w = np.maximum(np.minimum(box[2], x2) - np.maximum(box[0], x1), 0)
-        inter = inter_h[:, None, :] * inter_w[None, :, :]  # [H, W, P]
-        union = gt_area[gts] + (y2 - y1)[:, None, :] * (x2 - x1)[None, :, :]
+        widths, heights = count
+        # Slots: the columns of every window, then the rows of every window.
+        counts = count.reshape(-1)
+        slot_end = counts.cumsum()
+        slots = (first.reshape(-1) + counts - slot_end).repeat(counts)
+        slots += np.arange(slots.size)
+        # Per slot: the overlap along its axis (box_iou's operations, so that both give bit-identical IoUs:
+        # inter_w = max(min(x2s) - max(x1s), 0)) and the anchor's extent along it.
+        box = gt.take(gts, axis=0).T
+        overlap = box[2:].reshape(-1).repeat(counts)
+        np.minimum(overlap, self.slot_hi[slots], out=overlap)
+        low = box[:2].reshape(-1).repeat(counts)
+        np.maximum(low, self.slot_lo[slots], out=low)
+        overlap -= low
+        np.maximum(overlap, _ZERO, out=overlap)
+        extent = self.slot_extent[slots]
+        num_cols = int(slot_end[len(gts) - 1])
+        # Elements: one per (window row, window column), intersection = row overlap * column overlap and anchor
+        # area = row extent * column extent.
+        row_window = np.arange(len(gts)).repeat(heights)
+        row_len = widths[row_window]
+        row_end = row_len.cumsum()
+        col_slot = ((slot_end[:len(gts)] - widths)[row_window] + row_len - row_end).repeat(row_len)
+        col_slot += np.arange(col_slot.size)
+        inter = overlap[num_cols:].repeat(row_len)
+        inter *= overlap[col_slot]
+        union = extent[num_cols:].repeat(row_len)
+        union *= extent[col_slot]
+        union += gt_area[gts].repeat(cells)
         union -= inter
         np.maximum(union, _TINY, out=union)
-        inter /= union
-        iou = inter.reshape(height * width, len(gts))
-        first = self.grid_first[grid]
-        row_id = first + (rows - self.grid_row_base[grid]) * self.grid_row_step[grid]  # [H, P]
-        col_id = (cols - self.grid_col_base[grid]) * self.grid_col_step[grid]  # [W, P]
+        iou = np.divide(inter, union, out=inter)
 
-        def anchor_id(flat, pair):
-            row, col = np.divmod(flat, width)
-            return row_id[row, pair] + col_id[col, pair]
+        # Each gt's best: the highest IoU over its windows, ties to the lowest anchor id.
+        window_first = _first_of_runs(gts)
+        run_start = (cells.cumsum() - cells)[window_first]
+        best = np.maximum.reduceat(iou, run_start)
+        candidates = (iou == best.repeat(np.add.reduceat(cells, window_first))).nonzero()[0]
+        hits = (iou >= min_iou).nonzero()[0]
+        picked = np.concatenate((candidates, hits))
+        row = row_end.searchsorted(picked, "right")
+        anchor = self.slot_anchor[slots[row + num_cols]]
+        anchor += self.slot_anchor[slots[col_slot[picked]]]
+        best_anchor = np.minimum.reduceat(anchor[:candidates.size], candidates.searchsorted(run_start))
+        per_gt.append((gts[window_first], best, best_anchor))
+        per_anchor.append((gts[row_window[row[candidates.size:]]], iou[hits], anchor[candidates.size:]))
 
-        pairs = np.arange(len(gts))
-        best = iou.argmax(axis=0)
-        per_gt.append((gts, iou[best, pairs], anchor_id(best, pairs)))
-        hit_flat, hit_pair = np.divmod((iou.reshape(-1) >= min_iou).nonzero()[0], len(gts))
-        per_anchor.append((gts[hit_pair], iou[hit_flat, hit_pair], anchor_id(hit_flat, hit_pair)))
+    def _best_per_gt(self, num_gt, per_gt):
+        """Best IoU [N] and anchor [N] per gt from the collected (gts, values, anchors); -1 where none."""
+        gt_best_iou = np.full(num_gt, -1.0, dtype=np.float32)
+        gt_best_anchor = np.zeros(num_gt, dtype=np.int64)
+        if len(per_gt) == 1:  # each part lists a gt once
+            gts, value, anchor = per_gt[0]
+        elif per_gt:
+            gts, value, anchor = _best_iou_per_key(*(np.concatenate(part) for part in zip(*per_gt)),
+                                                   self.num_anchors)
+        else:
+            return gt_best_iou, gt_best_anchor
+        gt_best_iou[gts] = value
+        gt_best_anchor[gts] = anchor
+        return gt_best_iou, gt_best_anchor
 
 
 def _collect(iou, gts, ids, min_iou, per_gt, per_anchor):
@@ -272,22 +327,9 @@ def _collect(iou, gts, ids, min_iou, per_gt, per_anchor):
     per_anchor.append((gts[hit_row], iou[hit_row, hit_col], ids[hit_col]))
 
 
-def _best_per_gt(num_gt, per_gt):
-    """Best IoU [N] and anchor [N] per gt from the collected (gts, values, anchors); -1 where none."""
-    gt_best_iou = np.full(num_gt, -1.0, dtype=np.float32)
-    gt_best_anchor = np.zeros(num_gt, dtype=np.int64)
-    if per_gt:
-        gts, value, anchor = (np.concatenate(part) for part in zip(*per_gt))
-        pick, keys = _best_per_key(gts, value, anchor)
-        gt_best_iou[keys] = value[pick]
-        gt_best_anchor[keys] = anchor[pick]
-    return gt_best_iou, gt_best_anchor
-
-
-def _best_per_anchor(per_anchor):
+def _best_per_anchor(num_gt, per_anchor):
     """(anchor ids, best IoU, best gt) from the collected (gts, values, anchors)."""
     if not per_anchor:
         return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64)
     gts, value, anchor = (np.concatenate(part) for part in zip(*per_anchor))
-    pick, keys = _best_per_key(anchor, value, gts)
-    return keys, value[pick], gts[pick]
+    return _best_iou_per_key(anchor, value, gts, num_gt)

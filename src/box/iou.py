@@ -15,9 +15,9 @@ def _as_float(boxes):
 def box_area(xyxy):
     """Area of `x1, y1, x2, y2` boxes, shape [..., 4] -> [...]; inverted boxes count as empty."""
     b = _as_float(xyxy)
-    width = np.maximum(b[..., 2] - b[..., 0], 0)
-    height = np.maximum(b[..., 3] - b[..., 1], 0)
-    return width * height
+    size = b[..., 2:] - b[..., :2]  # width, height: one operation for both
+    np.maximum(size, 0, out=size)
+    return size[..., 0] * size[..., 1]
 
 
 def box_iou(boxes_a, boxes_b):
@@ -30,17 +30,23 @@ def box_iou(boxes_a, boxes_b):
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"box_iou takes [N, 4] and [M, 4], got {a.shape} and {b.shape}")
     dtype = np.result_type(a.dtype, b.dtype)
-    # One [N, M] array per step (not [N, M, 2] slices): several times faster for thousands of anchors.
-    inter_w = np.minimum(a[:, 2:3], b[:, 2]) - np.maximum(a[:, 0:1], b[:, 0])
-    np.maximum(inter_w, 0, out=inter_w)
-    inter_h = np.minimum(a[:, 3:4], b[:, 3]) - np.maximum(a[:, 1:2], b[:, 1])
+    # One [N, M] array per step (not [N, M, 2] slices), b's coordinates as contiguous rows and the results written
+    # into the temporaries: several times faster for thousands of anchors.
+    b_rows = np.ascontiguousarray(b.T)
+    inter = np.minimum(a[:, 2:3], b_rows[2])
+    low = np.maximum(a[:, 0:1], b_rows[0])
+    inter -= low  # inter_w
+    np.maximum(inter, 0, out=inter)
+    inter_h = np.minimum(a[:, 3:4], b_rows[3])
+    np.maximum(a[:, 1:2], b_rows[1], out=low)
+    inter_h -= low
     np.maximum(inter_h, 0, out=inter_h)
-    inter = inter_w * inter_h
-    union = box_area(a)[:, None] + box_area(b)[None, :]
+    inter *= inter_h
+    union = np.add(box_area(a)[:, None], box_area(b)[None, :], out=inter_h)
     union -= inter
     # Where the union is 0 the intersection is 0 too, so a tiny floor turns 0/0 into 0.
     np.maximum(union, np.finfo(dtype).tiny, out=union)
-    return (inter / union).astype(dtype, copy=False)
+    return np.divide(inter, union, out=inter).astype(dtype, copy=False)
 
 
 def xyxy_to_cxcywh(boxes):

@@ -5,7 +5,7 @@ matrix: it only evaluates, per gt, the anchors near it that can reach the thresh
 """
 import numpy as np
 
-from .anchor_index import _AnchorIndex, _first_of_runs
+from .anchor_index import _AnchorIndex, _best_per_key
 from .iou import box_iou
 
 BACKGROUND = -1
@@ -18,28 +18,25 @@ def _check_thresholds(pos_iou, neg_iou):
 
 
 def _assign_sparse(anchor_ids, anchor_iou, anchor_gt, gt_best_iou, gt_best_anchor, pos_iou, neg_iou):
-    """Match codes of the anchors that are not background, as (anchor ids, codes).
+    """The anchors that are not background: (positive ids, their gts, ignored ids, forced ids, their gts).
 
-    `anchor_ids` lists anchors with their best IoU and gt (any anchor left out has best IoU below neg_iou);
-    `gt_best_iou` / `gt_best_anchor` hold each gt's best anchor. A code is a gt index or IGNORED.
+    `anchor_ids` (ascending) lists anchors with their best IoU and gt (any anchor left out has best IoU below
+    neg_iou); `gt_best_iou` / `gt_best_anchor` hold each gt's best anchor. A forced anchor (a gt's best) may also
+    be listed as positive or ignored: its forced gt overrides that, so write the forced anchors last.
     """
-    low = pos_iou if neg_iou is None else neg_iou
-    kept = anchor_iou >= low
-    ids = anchor_ids[kept]
-    codes = np.where(anchor_iou[kept] >= pos_iou, anchor_gt[kept], IGNORED)
+    positive = anchor_iou >= pos_iou
+    if positive.all():  # always so without an ignore band (the index only returns anchors >= neg_iou)
+        positive_ids, positive_gt = anchor_ids, anchor_gt
+    else:
+        positive_ids, positive_gt = anchor_ids[positive], anchor_gt[positive]
+    ignored = np.zeros(0, np.int64)
+    if neg_iou is not None and neg_iou < pos_iou:
+        ignored = anchor_ids[(anchor_iou >= neg_iou) & ~positive]
     # Every gt keeps its best anchor, even below the threshold, so that no object goes untrained.
     forced = (gt_best_iou > 0).nonzero()[0]
-    if forced.size == 0:
-        return ids, codes
     # Where gts share a best anchor, the one with the higher IoU wins; equal IoUs go to the lower gt index.
-    ranked = forced[np.lexsort((forced, -gt_best_iou[forced]))]
-    by_anchor = gt_best_anchor[ranked].argsort(kind="stable")
-    winners = ranked[by_anchor][_first_of_runs(gt_best_anchor[ranked][by_anchor])]
-    forced_ids = gt_best_anchor[winners]  # sorted, unique
-    at = np.minimum(forced_ids.searchsorted(ids), forced_ids.size - 1)
-    overridden = forced_ids[at] == ids
-    return (np.concatenate([ids[~overridden], forced_ids]),
-            np.concatenate([codes[~overridden], winners]))
+    pick, forced_ids = _best_per_key(gt_best_anchor[forced], gt_best_iou[forced], forced)
+    return positive_ids, positive_gt, ignored, forced_ids, forced[pick]
 
 
 def match_anchors(iou, pos_iou, neg_iou=None):
@@ -62,9 +59,12 @@ def match_anchors(iou, pos_iou, neg_iou=None):
     all_anchors = np.arange(num_anchors)
     best_gt = iou.argmax(axis=0)
     gt_best_anchor = iou.argmax(axis=1)
-    ids, codes = _assign_sparse(all_anchors, iou[best_gt, all_anchors], best_gt,
-                                iou[np.arange(num_gt), gt_best_anchor], gt_best_anchor, pos_iou, neg_iou)
-    matches[ids] = codes
+    positive_ids, positive_gt, ignored, forced_ids, forced_gt = _assign_sparse(
+        all_anchors, iou[best_gt, all_anchors], best_gt, iou[np.arange(num_gt), gt_best_anchor], gt_best_anchor,
+        pos_iou, neg_iou)
+    matches[ignored] = IGNORED
+    matches[positive_ids] = positive_gt
+    matches[forced_ids] = forced_gt
     return matches
 
 
@@ -107,14 +107,23 @@ class AnchorTargetEncoder:
         low = self.pos_iou if self.neg_iou is None else self.neg_iou
         if low > 0:
             found = self._index.overlaps(boxes, low)
-            ids, codes = _assign_sparse(*found, self.pos_iou, self.neg_iou)
+            positive_ids, positive_gt, ignored, forced_ids, forced_gt = _assign_sparse(
+                *found, self.pos_iou, self.neg_iou)
         else:  # every anchor reaches a threshold of 0: nothing to gain from the index
             matches = match_anchors(box_iou(boxes, self._index.xyxy), self.pos_iou, self.neg_iou)
-            ids = np.flatnonzero(matches != BACKGROUND)
-            codes = matches[ids]
-        positive = codes >= 0
-        positive_ids, matched_gt = ids[positive], codes[positive]
-        labels[positive_ids] = classes[matched_gt] + 1
-        labels[ids[~positive]] = -1
-        loc[positive_ids] = self.coder.encode(boxes[matched_gt], self.anchors[positive_ids])
-        return loc, labels, int(positive_ids.size)
+            positive_ids = np.flatnonzero(matches >= 0)
+            positive_gt, ignored = matches[positive_ids], np.flatnonzero(matches == IGNORED)
+            forced_ids = forced_gt = np.zeros(0, np.int64)
+        # Forced anchors last: they override a threshold match or the ignore band.
+        labels[ignored] = -1
+        labels[positive_ids] = classes[positive_gt] + 1
+        labels[forced_ids] = classes[forced_gt] + 1
+        # One encode call for both lists; a forced anchor's row is written last.
+        deltas = self.coder.encode(boxes.take(np.concatenate((positive_gt, forced_gt)), axis=0),
+                                   self.anchors.take(np.concatenate((positive_ids, forced_ids)), axis=0))
+        loc[positive_ids] = deltas[:positive_ids.size]
+        loc[forced_ids] = deltas[positive_ids.size:]
+        # positive_ids is ascending: count the forced anchors that it holds already.
+        at = np.minimum(positive_ids.searchsorted(forced_ids), max(positive_ids.size - 1, 0))
+        also_positive = np.count_nonzero(positive_ids[at] == forced_ids) if positive_ids.size else 0
+        return loc, labels, int(positive_ids.size + forced_ids.size - also_positive)

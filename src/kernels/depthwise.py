@@ -6,25 +6,19 @@ own bprop, so they train like the built-in conv. They are for the CPU only and n
 only after `src.models.layers.use_cpu_kernels(net)`.
 """
 import functools
-import logging
 
 import mindspore as ms
 import mindspore.ops as ops
 import numpy as np
 
-from .build import KernelBuildError, build_library
+from . import build
+from .build import KernelBuildError
 
-log = logging.getLogger("ssd")
+SOURCE = "depthwise_conv.cc"
 
 
-@functools.lru_cache(maxsize=1)
 def library():
-    """The compiled library's path, or None (with one warning) when it cannot be built here."""
-    try:
-        return build_library("depthwise_conv.cc")
-    except (KernelBuildError, OSError) as err:
-        log.warning(f"CPU depthwise kernel unavailable, using MindSpore's conv: {err}")
-        return None
+    return build.library(SOURCE)
 
 
 def _same_dtype(*dtypes):

@@ -11,8 +11,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <thread>
 #include <vector>
+
+#include "parallel.h"
 
 namespace {
 
@@ -21,22 +22,6 @@ struct Geometry {
 };
 
 // Runs body(begin, end) over [0, count) split evenly across the available cores.
-template <typename Body>
-void parallel_for(int64_t count, const Body &body) {
-  int64_t threads = std::max<int64_t>(1, std::min<int64_t>(std::thread::hardware_concurrency(), count));
-  if (threads == 1) {
-    body(0, count);
-    return;
-  }
-  std::vector<std::thread> workers;
-  int64_t chunk = (count + threads - 1) / threads;
-  for (int64_t t = 1; t < threads; ++t) {
-    int64_t begin = t * chunk, end = std::min(count, begin + chunk);
-    if (begin < end) workers.emplace_back(body, begin, end);
-  }
-  body(0, std::min(count, chunk));
-  for (auto &w : workers) w.join();
-}
 
 // A zero-padded copy of one input plane, with its columns split by phase modulo the stride: phase r holds the
 // padded columns r, r + s, r + 2s, ... Tap (i, j) of output (oy, ox) then reads phase j % s, row oy * s + i,
@@ -142,7 +127,7 @@ extern "C" int DepthwiseConvForward(int nparam, void **params, int *ndims, int64
   const float *x = static_cast<const float *>(params[0]);
   const float *w = static_cast<const float *>(params[1]);
   float *y = static_cast<float *>(params[3]);
-  parallel_for(g.batch * g.channels, [&](int64_t begin, int64_t end) {
+  fdet::parallel_for(g.batch * g.channels, [&](int64_t begin, int64_t end, int64_t) {
     PhasePlane padded(g);
     const int64_t k = g.kernel, s = g.stride, cols = padded.cols, pitch = s * cols, n = g.out_height * pitch;
     std::vector<float> wide(n);
@@ -172,7 +157,7 @@ extern "C" int DepthwiseConvInputGrad(int nparam, void **params, int *ndims, int
   const float *dy = static_cast<const float *>(params[1]);
   const float *w = static_cast<const float *>(params[2]);
   float *dx = static_cast<float *>(params[4]);
-  parallel_for(g.batch * g.channels, [&](int64_t begin, int64_t end) {
+  fdet::parallel_for(g.batch * g.channels, [&](int64_t begin, int64_t end, int64_t) {
     PhasePlane grad(g);
     const int64_t k = g.kernel, s = g.stride, cols = grad.cols, pitch = s * cols, n = g.out_height * pitch;
     std::vector<float> wide(n);
@@ -204,7 +189,7 @@ extern "C" int DepthwiseConvWeightGrad(int nparam, void **params, int *ndims, in
   const float *x = static_cast<const float *>(params[0]);
   const float *dy = static_cast<const float *>(params[1]);
   float *dw = static_cast<float *>(params[4]);
-  parallel_for(g.channels, [&](int64_t begin, int64_t end) {
+  fdet::parallel_for(g.channels, [&](int64_t begin, int64_t end, int64_t) {
     PhasePlane padded(g);
     const int64_t k = g.kernel, s = g.stride, cols = padded.cols, pitch = s * cols, n = g.out_height * pitch;
     std::vector<float> wide(n), acc(k * k);

@@ -46,6 +46,17 @@ class Detector(nn.Cell):
         self.head = head
         self.spec = spec
 
+    def use_recompute(self):
+        """Recompute each block's activations in the backward pass instead of keeping them (config `recompute`).
+
+        The blocks are the cells whose class sets `recompute_unit = True` (a residual block, a head tower): their
+        inputs are kept, everything inside is computed again when the gradients need it. Returns how many.
+        """
+        units = [cell for _, cell in self.cells_and_names() if getattr(cell, "recompute_unit", False)]
+        for cell in units:
+            cell.recompute()
+        return len(units)
+
     def construct(self, x):
         features = self.backbone(x)
         if self.neck is not None:

@@ -7,8 +7,9 @@ import math
 
 import mindspore.nn as nn
 import mindspore.ops as ops
-from mindspore import dtype as mstype
 from mindspore.common.initializer import HeNormal, Normal, Constant
+
+from .kernel_cells import BatchNorm2d, DepthwiseConv2d, use_cpu_kernels  # noqa: F401  (use_cpu_kernels: re-export)
 
 
 class HSigmoid(nn.Cell):
@@ -57,49 +58,8 @@ def conv2d(in_channels, out_channels, kernel_size=3, stride=1, groups=1, dilatio
                dilation=dilation, group=groups, has_bias=has_bias, weight_init=weight_init, bias_init=bias_init)
 
 
-class DepthwiseConv2d(nn.Conv2d):
-    """nn.Conv2d with group == channels; after `use_cpu_kernels` it runs on the C++ kernels of src/kernels.
-
-    Parameters, checkpoints and export are those of nn.Conv2d; only the kernel that computes it changes.
-    """
-
-    cpu_kernel = False
-
-    def enable_cpu_kernel(self, enabled=True):
-        self.cpu_kernel = bool(enabled)
-        if enabled:
-            from ..kernels.depthwise import depthwise_ops
-            padding = self.padding if isinstance(self.padding, int) else self.padding[0]
-            self._dw_forward, self._dw_geometry = depthwise_ops(self.stride[0], padding)
-
-    def construct(self, x):
-        if not self.cpu_kernel:
-            return super().construct(x)
-        # The kernel is float32 only; under amp_level O2/O3 the casts bring float16 tensors to it and back.
-        y = self._dw_forward(ops.cast(x, mstype.float32), ops.cast(self.weight, mstype.float32), self._dw_geometry)
-        if self.has_bias:
-            y = self.bias_add(y, ops.cast(self.bias, mstype.float32))
-        return ops.cast(y, x.dtype)
-
-
-def use_cpu_kernels(net, enabled=True):
-    """Switch every depthwise conv of `net` to the C++ CPU kernel (or back); returns how many were switched.
-
-    Only for training and evaluation on the CPU: an exported graph must hold the standard conv, so export builds
-    its own network and never calls this. Returns 0, leaving the network as it was, when the kernel cannot be built.
-    """
-    layers = [cell for _, cell in net.cells_and_names() if isinstance(cell, DepthwiseConv2d)]
-    if enabled and layers:
-        from ..kernels.depthwise import library
-        if library() is None:
-            return 0
-    for cell in layers:
-        cell.enable_cpu_kernel(enabled)
-    return len(layers)
-
-
 def batch_norm(channels, momentum=0.9, eps=1e-5):
-    return nn.BatchNorm2d(channels, momentum=momentum, eps=eps)
+    return BatchNorm2d(channels, momentum=momentum, eps=eps)
 
 
 class ConvBNAct(nn.Cell):
@@ -160,6 +120,8 @@ class InvertedResidual(nn.Cell):
     activation after the projection, as the model zoo's SSD extra layers do. `expanded()` exposes the expanded
     tensor, which SSD-MobileNetV2 taps at stride 16.
     """
+
+    recompute_unit = True  # Detector.use_recompute
 
     def __init__(self, in_channels, out_channels, stride, expand_ratio, act="relu6", last_act=None, kernel_size=3,
                  se_channels=0, drop_path_rate=0.0):

@@ -77,6 +77,8 @@ class GhostBottleneck(nn.Cell):
     The shortcut is the identity when shapes allow, otherwise a depthwise conv + BN and a 1x1 conv + BN.
     """
 
+    recompute_unit = True  # Detector.use_recompute
+
     def __init__(self, in_channels, hidden_channels, out_channels, kernel_size, stride, use_se):
         super().__init__()
         self.expand = GhostModule(in_channels, hidden_channels, act="relu")

@@ -21,6 +21,8 @@ BOTTLENECK_STAGES = {50: (3, 4, 6, 3)}
 class Bottleneck(nn.Cell):
     """1x1 reduce -> 3x3 (carries the stride) -> 1x1 expand, plus the shortcut, then ReLU."""
 
+    recompute_unit = True  # Detector.use_recompute
+
     def __init__(self, in_channels, width, stride=1):
         super().__init__()
         out_channels = width * EXPANSION

@@ -21,6 +21,8 @@ def _conv(in_channels, out_channels, separable, has_bias=False, bias_init="zeros
 class SharedTower(nn.Cell):
     """`depth` shared convs, each followed by a per-level BN and the activation."""
 
+    recompute_unit = True  # Detector.use_recompute
+
     def __init__(self, channels, depth, num_levels, separable, act):
         super().__init__()
         self.depth = depth
