@@ -320,3 +320,18 @@ def test_eval_transform_matches_resize_then_normalise():
 def test_rejects_wrong_images(bad):
     with pytest.raises(ValueError):
         A.EvalTransform(8, MEAN, STD)(bad)
+
+
+def test_bgr_input_gives_the_rgb_path_output_bit_for_bit():
+    # The pipeline hands the transform OpenCV's BGR decode instead of converting every full-size image first.
+    rng_img = np.random.default_rng(3)
+    img = rng_img.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    boxes = np.array([[10, 20, 90, 100], [100, 5, 150, 60]], np.float32)
+    labels = np.array([1, 4], np.int32)
+    rgb = A.TrainTransform(64, MEAN, STD)
+    bgr = A.TrainTransform(64, MEAN, STD, bgr=True)
+    for seed in range(20):  # expand, crop, photometric and flip each drawn both ways over the seeds
+        want = rgb(img, boxes, labels, np.random.default_rng(seed))
+        got = bgr(np.ascontiguousarray(img[..., ::-1]), boxes, labels, np.random.default_rng(seed))
+        for w, g in zip(want, got):
+            np.testing.assert_array_equal(g, w)

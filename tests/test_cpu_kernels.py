@@ -70,7 +70,8 @@ def test_switch_keeps_parameter_names_and_only_touches_depthwise_convs():
     assert use_cpu_kernels(block) == 1  # the grouped (not depthwise) conv keeps MindSpore's kernel
     assert [p.name for p in block.get_parameters()] == names
     assert use_cpu_kernels(block, False) == 1 and not block[0].cpu_kernel
-    assert use_cpu_kernels(ConvBNAct(8, 8, 3, groups=8)) == 2  # the depthwise conv and the batch norm
+    # The block (which fuses its activation into the batch norm), its depthwise conv and its batch norm.
+    assert use_cpu_kernels(ConvBNAct(8, 8, 3, groups=8)) == 3
 
 
 def test_library_is_built_once_per_source_into_the_cache(tmp_path, monkeypatch):
@@ -188,3 +189,31 @@ def test_focal_loss_kernel_passes_non_finite_logits_on():
     assert np.isnan(value.asnumpy())
     grad = grad.asnumpy()
     assert np.isnan(grad[0, 1]).all() and np.isfinite(grad[0, 0]).all()
+
+
+@pytest.mark.parametrize("act", ["relu6", "relu", None])
+def test_fused_activation_matches_conv_bn_act(act):
+    ms.set_context(mode=ms.GRAPH_MODE)
+    ms.set_seed(1)
+    reference = ConvBNAct(4, 6, 3, act=act)
+    fast = ConvBNAct(4, 6, 3, act=act)
+    for mine, theirs in zip(fast.get_parameters(), reference.get_parameters()):
+        mine.set_data(theirs.data)
+    # A scale of 4 puts outputs both below 0 and above 6, so the clamp and its gradient mask both matter.
+    for cell in (reference, fast):
+        cell.bn.gamma.set_data(ms.Tensor(np.full(6, 4.0, np.float32)))
+        cell.set_train(True)
+    use_cpu_kernels(fast)
+    assert fast.bn.fused_activation == act and fast.bn.fuses_activation() == (act is not None)
+    x = ms.Tensor(np.random.default_rng(2).standard_normal((2, 4, 9, 9)).astype(np.float32))
+    want_y, want_gx, want_gw = outputs_and_grads(reference, x)
+    got_y, got_gx, got_gw = outputs_and_grads(fast, x)
+    if act == "relu6":
+        assert (want_y == 6).any() and (want_y == 0).any()
+    np.testing.assert_allclose(got_y, want_y, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got_gx, want_gx, rtol=1e-3, atol=1e-4)
+    for got, want in zip(got_gw, want_gw):
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+    fast.set_train(False)
+    reference.set_train(False)  # evaluation: MindSpore's batch norm, then the activation cell
+    np.testing.assert_allclose(fast(x).asnumpy(), reference(x).asnumpy(), rtol=1e-5, atol=1e-5)

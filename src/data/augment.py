@@ -114,7 +114,7 @@ def _scale_shift(img: np.ndarray, alpha: float, beta: float) -> np.ndarray:
 def photometric_distort(img: np.ndarray, rng: np.random.Generator, brightness_delta: float = 32.0,
                         contrast_range: Tuple[float, float] = (0.5, 1.5),
                         saturation_range: Tuple[float, float] = (0.5, 1.5), hue_delta: float = 18.0,
-                        prob: float = 0.5) -> np.ndarray:
+                        prob: float = 0.5, bgr: bool = False) -> np.ndarray:
     """SSD's photometric distortion of a uint8 RGB image; returns uint8 (``img`` itself when nothing was drawn).
 
     Each of brightness (add ``U(-brightness_delta, brightness_delta)``), contrast (multiply by ``U(contrast_range)``),
@@ -122,7 +122,7 @@ def photometric_distort(img: np.ndarray, rng: np.random.Generator, brightness_de
     applied with probability ``prob``; brightness comes first, and contrast goes before or after the HSV ones (even
     odds). Brightness and an adjacent contrast are one saturating affine op (``alpha * (x + delta)``, as SSD's float
     pipeline, clipped once); saturation and hue act on the planes of OpenCV's 8-bit HSV (hue in 2-degree steps), and
-    the HSV round trip only happens when one of them is drawn.
+    the HSV round trip only happens when one of them is drawn. ``bgr``: the image's channels are in BGR order.
     """
     img = _as_image(img)
     delta = rng.uniform(-brightness_delta, brightness_delta) if rng.random() < prob else 0.0
@@ -140,12 +140,12 @@ def photometric_distort(img: np.ndarray, rng: np.random.Generator, brightness_de
         out = _scale_shift(out, pre, pre * delta)
     if use_hsv:
         # OpenCV's 8-bit HSV: H in 0..179 (2-degree steps), S and V in 0..255; the 180-range conversions are the fast ones
-        h, s, v = cv2.split(cv2.cvtColor(out, cv2.COLOR_RGB2HSV))
+        h, s, v = cv2.split(cv2.cvtColor(out, cv2.COLOR_BGR2HSV if bgr else cv2.COLOR_RGB2HSV))
         if hue is not None:
             h = cv2.LUT(h, ((np.arange(256) + int(round(hue / 2.0))) % 180).astype(np.uint8))
         if saturation is not None:
             s = cv2.convertScaleAbs(s, alpha=saturation)
-        out = cv2.cvtColor(cv2.merge((h, s, v)), cv2.COLOR_HSV2RGB)
+        out = cv2.cvtColor(cv2.merge((h, s, v)), cv2.COLOR_HSV2BGR if bgr else cv2.COLOR_HSV2RGB)
     if alpha is not None:
         out = cv2.convertScaleAbs(out, alpha=alpha)
     return out
@@ -304,10 +304,11 @@ def resize(img: np.ndarray, boxes: Optional[np.ndarray], out_hw: Tuple[int, int]
     return img, boxes
 
 
-def normalize_to_chw(img: np.ndarray, mean, std) -> np.ndarray:
-    """``(img - mean) / std`` per RGB channel, as a contiguous float32 ``[3, H, W]``.
+def normalize_to_chw(img: np.ndarray, mean, std, bgr: bool = False) -> np.ndarray:
+    """``(img - mean) / std`` per RGB channel, as a contiguous float32 RGB ``[3, H, W]``.
 
-    One pass per plane: each uint8 plane goes through a 256-entry float32 look-up table straight into the output."""
+    One pass per plane: each uint8 plane goes through a 256-entry float32 look-up table straight into the output.
+    ``bgr``: the image's channels are in BGR order (as decoded); the output is RGB all the same."""
     img = _as_image(img)
     h, w = img.shape[:2]
     mean = np.broadcast_to(np.asarray(mean, dtype=np.float32).reshape(-1), (3,))
@@ -315,6 +316,7 @@ def normalize_to_chw(img: np.ndarray, mean, std) -> np.ndarray:
     levels = np.arange(256, dtype=np.float32)
     out = np.empty((3, h, w), dtype=np.float32)
     for c, plane in enumerate(cv2.split(img)):
+        c = 2 - c if bgr else c
         cv2.LUT(plane, (levels - mean[c]) / std[c], dst=out[c])
     return out
 
@@ -327,11 +329,12 @@ class TrainTransform:
     (rendered directly from the source image by :func:`resize_window`) -> :func:`photometric_distort` (on the small
     image: cheaper, and the same distribution up to interpolation) -> :func:`random_hflip` -> :func:`normalize_to_chw`.
     Returned boxes are ``x1, y1, x2, y2`` normalised to [0, 1] by the output size; boxes under 1 output pixel wide or
-    high are dropped with their labels.
+    high are dropped with their labels. ``bgr``: input images come in BGR order, as OpenCV decodes them; the output
+    equals the RGB path's bit for bit, without converting the full-size image first.
     """
 
     def __init__(self, out_hw, mean, std, expand_prob=0.5, max_expand=4.0, crop=True, flip_prob=0.5,
-                 photometric=True):
+                 photometric=True, bgr=False):
         if isinstance(out_hw, (int, np.integer)):
             out_hw = (out_hw, out_hw)
         self.out_hw = (int(out_hw[0]), int(out_hw[1]))
@@ -342,6 +345,8 @@ class TrainTransform:
         self.crop = bool(crop)
         self.flip_prob = float(flip_prob)
         self.photometric = bool(photometric)
+        self.bgr = bool(bgr)
+        self._fill = self.mean[::-1].copy() if self.bgr else self.mean
         self._size = np.array([self.out_hw[1], self.out_hw[0]] * 2, dtype=np.float32)  # W, H, W, H
 
     def __call__(self, img, boxes, labels, rng: np.random.Generator):
@@ -351,16 +356,16 @@ class TrainTransform:
         h, w = img.shape[:2]
         window, boxes, labels = sample_expand_crop(h, w, boxes, labels, rng, self.expand_prob, self.max_expand,
                                                    self.crop)
-        img, (ax, ay, bx, by) = resize_window(img, window, self.out_hw, self.mean)
+        img, (ax, ay, bx, by) = resize_window(img, window, self.out_hw, self._fill)
         boxes = boxes * np.array([ax, ay, ax, ay], np.float32) + np.array([bx, by, bx, by], np.float32)
         np.clip(boxes, 0.0, self._size, out=boxes)
         keep = ((boxes[:, 2] - boxes[:, 0]) >= 1.0) & ((boxes[:, 3] - boxes[:, 1]) >= 1.0)
         boxes, labels = boxes[keep], labels[keep]
         if self.photometric:
-            img = photometric_distort(img, rng)
+            img = photometric_distort(img, rng, bgr=self.bgr)
         img, boxes = random_hflip(img, boxes, rng, self.flip_prob)
         boxes = np.clip(boxes / self._size, 0.0, 1.0)
-        return normalize_to_chw(img, self.mean, self.std), boxes, labels
+        return normalize_to_chw(img, self.mean, self.std, self.bgr), boxes, labels
 
 
 class EvalTransform:

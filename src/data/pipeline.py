@@ -13,12 +13,17 @@ from .mindrecord import decode_image as decode_bgr
 from .mindrecord import unpack_targets
 
 
-def decode_image(data):
-    """MindRecord bytes (an `S` array) -> HWC uint8 RGB."""
+def decode_bgr_checked(data):
+    """MindRecord bytes (an `S` array) -> HWC uint8 BGR."""
     img = decode_bgr(data)
     if img is None:  # validated when the MindRecord was written, so this means the file changed under us
         raise ValueError("a MindRecord image could not be decoded; rebuild it with --only_create_dataset")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return img
+
+
+def decode_image(data):
+    """MindRecord bytes (an `S` array) -> HWC uint8 RGB."""
+    return cv2.cvtColor(decode_bgr_checked(data), cv2.COLOR_BGR2RGB)
 
 
 class TrainSample:
@@ -27,13 +32,14 @@ class TrainSample:
     def __init__(self, cfg, anchors, seed):
         self.transform = TrainTransform(tuple(cfg.img_shape), cfg.img_mean, cfg.img_std,
                                         expand_prob=0.5 if cfg.augment else 0.0, crop=bool(cfg.augment),
-                                        flip_prob=0.5 if cfg.augment else 0.0, photometric=bool(cfg.augment))
+                                        flip_prob=0.5 if cfg.augment else 0.0, photometric=bool(cfg.augment),
+                                        bgr=True)
         neg_iou = cfg.ignore_threshold if cfg.ignore_threshold > 0 else None
         self.encoder = AnchorTargetEncoder(anchors, BoxCoder(cfg.prior_scaling), cfg.match_threshold, neg_iou)
         self.rng = np.random.default_rng(seed)
 
     def __call__(self, image, boxes, labels, num_boxes):
-        img = decode_image(image)
+        img = decode_bgr_checked(image)  # the transform takes BGR: no full-size colour conversion
         boxes, labels = unpack_targets(boxes, labels, num_boxes)
         chw, boxes, labels = self.transform(img, boxes, labels, self.rng)
         loc, target_labels, num_pos = self.encoder(boxes, labels)

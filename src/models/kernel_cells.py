@@ -41,17 +41,27 @@ class BatchNorm2d(nn.BatchNorm2d):
 
     cpu_kernel = False
     kernel_source = "batch_norm.cc"
+    fused_activation = None  # "relu" or "relu6": set by ConvBNAct, applied by the kernel (training only)
 
-    def enable_cpu_kernel(self, enabled=True):
+    def enable_cpu_kernel(self, enabled=True, activation=None):
+        """`activation` (ConvBNAct passes its own) is kept for later calls that do not name one."""
         self.cpu_kernel = bool(enabled)
+        if activation is not None:
+            self.fused_activation = activation or None
         if enabled:
             from ..kernels.batch_norm import batch_norm_ops
-            self._bn_forward, self._bn_eps = batch_norm_ops(float(self.eps))
+            self._bn_forward, self._bn_params = batch_norm_ops(float(self.eps), self.fused_activation)
+
+    def fuses_activation(self):
+        """Whether this call's output already went through the activation (a constant when graphs compile)."""
+        return self.cpu_kernel and self.training and self.fused_activation is not None
 
     def construct(self, x):
         if not (self.cpu_kernel and self.training):
             return super().construct(x)
-        y, mean, var = self._bn_forward(ops.cast(x, mstype.float32), self.gamma, self.beta, self._bn_eps)
+        # float32 only, like the depthwise kernel: amp_level O3 hands it float16 tensors and parameters.
+        y, mean, var = self._bn_forward(ops.cast(x, mstype.float32), ops.cast(self.gamma, mstype.float32),
+                                        ops.cast(self.beta, mstype.float32), self._bn_params)
         count = x.shape[0] * x.shape[2] * x.shape[3]
         unbiased = var * (count / max(count - 1, 1))
         m = self.momentum

@@ -65,15 +65,22 @@ def batch_norm(channels, momentum=0.9, eps=1e-5):
 class ConvBNAct(nn.Cell):
     """conv -> BN -> activation; the unit every model here is made of."""
 
+    kernel_source = "batch_norm.cc"
+
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, groups=1, dilation=1, act="relu"):
         super().__init__()
         self.conv = conv2d(in_channels, out_channels, kernel_size, stride, groups, dilation)
         self.bn = batch_norm(out_channels)
         self.act = make_activation(act)
 
+    def enable_cpu_kernel(self, enabled=True):
+        """With the CPU kernels, the batch norm applies a ReLU or ReLU6 itself while training (use_cpu_kernels)."""
+        fusable = {nn.ReLU: "relu", nn.ReLU6: "relu6"}.get(type(self.act), "")
+        self.bn.enable_cpu_kernel(enabled, activation=fusable)
+
     def construct(self, x):
         x = self.bn(self.conv(x))
-        if self.act is not None:
+        if self.act is not None and not self.bn.fuses_activation():
             x = self.act(x)
         return x
 
