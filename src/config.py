@@ -69,6 +69,10 @@ def validate(cfg):
         raise ConfigError(f"num_classes is {cfg.num_classes} but classes names {len(classes)} "
                           f"({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}); leave num_classes at 0 "
                           "to derive it")
+    cores = os.cpu_count() or 1
+    if cfg.get("num_parallel_workers", 1) > cores:  # MindSpore's own check would end in a traceback
+        raise ConfigError(f"key 'num_parallel_workers' is {cfg.num_parallel_workers}, but this machine has {cores} "
+                          "cores, MindSpore's upper limit")
     if cfg.get("ignore_threshold", 0) > cfg.get("match_threshold", 1):
         raise ConfigError(f"ignore_threshold ({cfg.ignore_threshold}) must not exceed match_threshold "
                           f"({cfg.match_threshold})")

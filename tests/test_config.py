@@ -120,3 +120,8 @@ def test_saved_run_config_loads_back_as_a_config_file(tmp_path):
     path.write_text(cfg.to_yaml())
     again = parse_config(["--config_path", str(path), "--epoch_size", "2"])
     assert again.lr == 0.123 and again.img_shape == [200, 200] and again.epoch_size == 2
+
+
+def test_more_workers_than_cores_is_a_config_error():
+    with pytest.raises(ConfigError, match="num_parallel_workers.*cores"):
+        load_config(num_parallel_workers=(os.cpu_count() or 1) + 1)

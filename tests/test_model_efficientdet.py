@@ -9,7 +9,7 @@ from src.config import CONFIG_DIR, load_config
 from src.losses import smooth_l1
 from src.models.backbones.efficientnet import build_efficientnet
 from src.models.detector import build_detector, count_parameters
-from src.models.necks.bifpn import BiFPN, FusionNode, fast_normalized_fusion, same_padding
+from src.models.necks.bifpn import BiFPN, FastNormalizedFusion, FusionNode, same_padding
 
 from model_checks import assert_one_step_lowers_loss
 
@@ -55,10 +55,10 @@ def test_efficientdet_d0_parameter_counts(efficientdet_d0):
 
 def test_fast_normalized_fusion_weights_inputs_by_relu_normalised_weights():
     ones = ms.Tensor(np.ones((1, 2, 3, 3), np.float32))
-    out = fast_normalized_fusion((ones, ones * 2.0), ms.Tensor(np.array([1.0, 3.0], np.float32)))
+    out = FastNormalizedFusion()((ones, ones * 2.0), ms.Tensor(np.array([1.0, 3.0], np.float32)))
     np.testing.assert_allclose(out.asnumpy(), (1 * 1 + 3 * 2) / (4 + 1e-4), rtol=1e-6)
     # A negative weight is clipped to zero, so that input drops out.
-    out = fast_normalized_fusion((ones, ones * 2.0), ms.Tensor(np.array([-5.0, 2.0], np.float32)))
+    out = FastNormalizedFusion()((ones, ones * 2.0), ms.Tensor(np.array([-5.0, 2.0], np.float32)))
     np.testing.assert_allclose(out.asnumpy(), 2 * 2 / (2 + 1e-4), rtol=1e-6)
 
 

@@ -50,3 +50,14 @@ def test_targets_decode_back_to_the_box_in_network_coordinates():
 def test_eval_sample_keeps_id_and_original_size():
     image, img_id, hw = EvalSample(_cfg())(_jpeg(120, 160), np.array(42, np.int64))
     assert image.shape == (3, 96, 96) and int(img_id) == 42 and list(hw) == [120, 160]
+
+
+def test_each_worker_process_draws_its_own_augmentations():
+    import pickle
+    sample = TrainSample(_cfg(), _anchors(), seed=5)
+    copy = pickle.loads(pickle.dumps(sample))  # what python_multiprocessing hands each worker
+    assert copy.rng.random() == sample.rng.random()  # the same state: the same draws, unless re-seeded
+    copy._pid = -1  # as if the copy lived in another process
+    here, there = sample._process_rng(), copy._process_rng()
+    assert not np.array_equal(here.random(8), there.random(8))
+    assert sample._process_rng() is here and copy._process_rng() is there  # each keeps its own stream

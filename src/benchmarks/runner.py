@@ -55,7 +55,8 @@ def run_benchmarks(cfg, device):
     chosen = selected_phases(cfg)
     report = {"model_name": cfg.model_name, "config": cfg.config_path, "img_shape": list(cfg.img_shape),
               "batch_size": cfg.batch_size, "amp_level": cfg.amp_level, "dataset_sink_mode": cfg.dataset_sink_mode,
-              "cpu_kernels": cfg.cpu_kernels, "mode": cfg.mode, "machine": machine(),
+              "cpu_kernels": bool(cfg.cpu_kernels and cfg.amp_level == "O0" and device.device_target == "CPU"),
+              "recompute": cfg.recompute, "mode": cfg.mode, "machine": machine(),
               "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     train_info = prepare_split(cfg, "train") if {"train", "pipeline"} & set(chosen) else None
     num_classes = resolve_num_classes(cfg, train_info.class_names) if train_info else COCO_CLASSES

@@ -2,8 +2,9 @@
 // aot-type Custom kernels: forward, gradient of the input, gradient of the weight.
 //
 // Why: MindSpore's CPU convolution goes through oneDNN in plain NCHW, where a depthwise conv becomes one tiny
-// GEMM per channel (about 1 GFLOP/s here). These loops keep one output row in L1 and let the compiler vectorise
-// along the row, and split the work over the cores by (image, channel) plane or by channel.
+// GEMM per channel (about 1 GFLOP/s here). These kernels run each of the k x k taps as one contiguous loop over a
+// padded copy of the plane (see PhasePlane), which the compiler vectorises, and split the work over the cores by
+// (image, channel) plane or by channel.
 //
 // The forward kernel takes (x, weight, geometry) and the two gradients (x, dy, weight, geometry), where geometry is
 // int32 [2] = {stride, padding}, the same for both axes; x is passed to the gradients for its shape, or its data.
@@ -20,8 +21,6 @@ namespace {
 struct Geometry {
   int64_t batch, channels, height, width, out_height, out_width, kernel, stride, pad;
 };
-
-// Runs body(begin, end) over [0, count) split evenly across the available cores.
 
 // A zero-padded copy of one input plane, with its columns split by phase modulo the stride: phase r holds the
 // padded columns r, r + s, r + 2s, ... Tap (i, j) of output (oy, ox) then reads phase j % s, row oy * s + i,

@@ -52,10 +52,6 @@ class BatchNorm2d(nn.BatchNorm2d):
             from ..kernels.batch_norm import batch_norm_ops
             self._bn_forward, self._bn_params = batch_norm_ops(float(self.eps), self.fused_activation)
 
-    def fuses_activation(self):
-        """Whether this call's output already went through the activation (a constant when graphs compile)."""
-        return self.cpu_kernel and self.training and self.fused_activation is not None
-
     def construct(self, x):
         if not (self.cpu_kernel and self.training):
             return super().construct(x)

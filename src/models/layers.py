@@ -66,6 +66,7 @@ class ConvBNAct(nn.Cell):
     """conv -> BN -> activation; the unit every model here is made of."""
 
     kernel_source = "batch_norm.cc"
+    fused_act = False  # the batch norm applies self.act (CPU kernel, training only)
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, groups=1, dilation=1, act="relu"):
         super().__init__()
@@ -77,10 +78,12 @@ class ConvBNAct(nn.Cell):
         """With the CPU kernels, the batch norm applies a ReLU or ReLU6 itself while training (use_cpu_kernels)."""
         fusable = {nn.ReLU: "relu", nn.ReLU6: "relu6"}.get(type(self.act), "")
         self.bn.enable_cpu_kernel(enabled, activation=fusable)
+        self.fused_act = bool(enabled and fusable)
 
     def construct(self, x):
         x = self.bn(self.conv(x))
-        if self.act is not None and not self.bn.fuses_activation():
+        # An attribute of this cell, not a call on self.bn: mixed precision may wrap the batch norm.
+        if self.act is not None and not (self.fused_act and self.training):
             x = self.act(x)
         return x
 
@@ -194,9 +197,15 @@ class MaxPoolPadded(nn.Cell):
         return self.pool(x)
 
 
-def upsample_like(x, reference):
-    """Nearest-neighbour resize of `x` to `reference`'s spatial size (an op that exports to ONNX)."""
-    return ops.ResizeNearestNeighbor(reference.shape[2:])(x)
+class UpsampleLike(nn.Cell):
+    """Nearest-neighbour resize of `x` to `reference`'s spatial size (an op that exports to ONNX).
+
+    A cell rather than a function: amp_level O1 rebuilds construct methods from source and loses module-level
+    helpers, but keeps cells.
+    """
+
+    def construct(self, x, reference):
+        return ops.ResizeNearestNeighbor(reference.shape[2:])(x)
 
 
 def head_conv_init(std=0.01):

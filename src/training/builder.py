@@ -97,9 +97,11 @@ def build_training(cfg, train_info, num_classes, device, eval_info=None):
     log.info(f"{cfg.model_name}: {count_parameters(net):,} parameters, {net.spec.num_anchors} anchors, "
              f"feature maps {net.spec.feature_sizes}")
     load_pretrained(cfg, net)
+    # The CPU kernels compute in float32, and mixed precision wraps the cells they would replace.
+    kernels = cfg.cpu_kernels and device.device_target == "CPU" and cfg.amp_level == "O0"
     if cfg.recompute:
         log.info(f"recompute: {net.use_recompute()} blocks recompute their activations in the backward pass")
-        if not (cfg.cpu_kernels and device.device_target == "CPU"):
+        if not kernels:
             # Measured on MindSpore 2.10 (tests/test_recompute.py): its BatchNorm op updates the moving statistics
             # again when recomputed; the CPU kernel's batch norm updates them once.
             log.warning("recompute with MindSpore's own batch norm: the recomputation repeats the moving-average "
@@ -118,11 +120,13 @@ def build_training(cfg, train_info, num_classes, device, eval_info=None):
                            f"{cfg.batch_size} per device; lower --batch_size")
     lr = warmup_cosine_lr(peak_lr(cfg, device), steps, cfg.epoch_size, cfg.warmup_epochs, cfg.lr_end_ratio)
     loss = DetectionLoss.from_config(net, cfg)
-    if cfg.cpu_kernels and device.device_target == "CPU":
+    if kernels:
         switched = use_cpu_kernels(loss)
         if switched:
             log.info(f"cpu_kernels: {switched} layers (depthwise convs, batch norms, focal loss) run on the C++ "
                      "CPU kernels")
+    elif cfg.cpu_kernels and device.device_target == "CPU":
+        log.info(f"cpu_kernels: not used with amp_level {cfg.amp_level}; MindSpore's own float16 ops run")
     optimizer = build_optimizer(net, lr, cfg.momentum, cfg.weight_decay)
     train_step = TrainStep(loss, optimizer, build_loss_scale(cfg.loss_scale_type, cfg.loss_scale),
                            cfg.grad_clip_norm)

@@ -72,6 +72,7 @@ class EfficientNet(nn.Cell):
             stages.append(nn.SequentialCell(blocks))
         self.stages = nn.CellList(stages)
         self.out_channels = [make_divisible(B0_STAGES[i][3] * width_mult) for i in FEATURE_STAGES]
+        self.feature_stages = FEATURE_STAGES  # construct reads attributes: amp O1 loses module-level names
         self.out_strides = list(FEATURE_STRIDES)
         self.head = self.classifier = None
         if num_classes:
@@ -85,7 +86,7 @@ class EfficientNet(nn.Cell):
         features = ()
         for i in range(len(self.stages)):
             x = self.stages[i](x)
-            if i in FEATURE_STAGES:
+            if i in self.feature_stages:
                 features += (x,)
         return features
 

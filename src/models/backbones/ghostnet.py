@@ -125,6 +125,7 @@ class GhostNet(nn.Cell):
         last_ch = _channels(LAST_CHANNELS, width)
         self.last_conv = ConvBNAct(in_ch, last_ch, 1, act="relu")
         self.out_channels = [blocks[STRIDE16_BLOCKS - 1].project.out_channels, last_ch]
+        self.stride16_blocks = STRIDE16_BLOCKS  # construct reads attributes: amp O1 loses module-level names
         self.out_strides = [16, 32]
         self.classifier = None
         if num_classes:
@@ -134,10 +135,10 @@ class GhostNet(nn.Cell):
 
     def construct(self, x):
         x = self.stem(x)
-        for i in range(STRIDE16_BLOCKS):
+        for i in range(self.stride16_blocks):
             x = self.blocks[i](x)
         stride16 = x
-        for i in range(STRIDE16_BLOCKS, len(self.blocks)):
+        for i in range(self.stride16_blocks, len(self.blocks)):
             x = self.blocks[i](x)
         return stride16, self.last_conv(x)
 

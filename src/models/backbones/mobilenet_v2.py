@@ -38,16 +38,19 @@ class MobileNetV2(nn.Cell):
         self.features = nn.CellList(layers)
         self.out_channels = [layers[STRIDE16_TAP].hidden_channels, self.last_channels]
         self.out_strides = [16, 32]
+        # An attribute, not the module constant, in construct: amp_level O1 rebuilds construct from source and
+        # loses module-level names.
+        self.tap = STRIDE16_TAP
         # The ImageNet classifier exists only to check converted weights; SSD builds it with num_classes=0.
         self.classifier = nn.Dense(self.last_channels, num_classes) if num_classes else None
 
     def construct(self, x):
-        for i in range(STRIDE16_TAP):
+        for i in range(self.tap):
             x = self.features[i](x)
-        tap = self.features[STRIDE16_TAP]
+        tap = self.features[self.tap]
         expanded = tap.expanded(x)
         x = tap.from_expanded(x, expanded)
-        for i in range(STRIDE16_TAP + 1, len(self.features)):
+        for i in range(self.tap + 1, len(self.features)):
             x = self.features[i](x)
         return expanded, x
 

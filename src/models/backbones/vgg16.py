@@ -84,12 +84,13 @@ class SSDVGG16(nn.Cell):
         self.relu = nn.ReLU()
         self.out_channels = [512, 1024]
         self.out_strides = [8, 16]
+        self.conv4_3_end = CONV4_3_END  # construct reads attributes: amp O1 loses module-level names
 
     def construct(self, x):
-        for i in range(CONV4_3_END):
+        for i in range(self.conv4_3_end):
             x = self.features[i](x)
         conv4_3 = x
-        for i in range(CONV4_3_END, len(self.features)):
+        for i in range(self.conv4_3_end, len(self.features)):
             x = self.features[i](x)
         x = self.relu(self.fc6(self.pool5(x)))
         x = self.relu(self.fc7(x))

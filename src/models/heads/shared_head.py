@@ -9,7 +9,7 @@ import mindspore.nn as nn
 import mindspore.ops as ops
 
 from ..layers import batch_norm, conv2d, head_conv_init, make_activation, prior_bias_init, separable_conv
-from .ssd_head import flatten_level
+from .ssd_head import FlattenLevel
 
 
 def _conv(in_channels, out_channels, separable, has_bias=False, bias_init="zeros", weight_init=None):
@@ -55,11 +55,12 @@ class SharedConvHead(nn.Cell):
         self.box_pred = _conv(channels, anchors * 4, separable, True, weight_init=head_conv_init())
         self.cls_pred = _conv(channels, anchors * num_outputs, separable, True, bias, head_conv_init())
         self.concat = ops.Concat(axis=1)
+        self.flatten_loc, self.flatten_cls = FlattenLevel(4), FlattenLevel(num_outputs)
 
     def construct(self, features):
         locs = ()
         scores = ()
         for i in range(self.num_levels):
-            locs += (flatten_level(self.box_pred(self.box_tower(features[i], i)), 4),)
-            scores += (flatten_level(self.cls_pred(self.cls_tower(features[i], i)), self.num_outputs),)
+            locs += (self.flatten_loc(self.box_pred(self.box_tower(features[i], i))),)
+            scores += (self.flatten_cls(self.cls_pred(self.cls_tower(features[i], i))),)
         return self.concat(locs), self.concat(scores)

@@ -5,11 +5,21 @@ import mindspore.ops as ops
 from ..layers import ConvBNAct, conv2d, head_conv_init, prior_bias_init
 
 
-def flatten_level(x, values_per_anchor):
-    """[B, k*d, H, W] -> [B, H*W*k, d], ordered row, column, anchor, as the anchor generator orders boxes."""
-    b, c, h, w = x.shape
-    x = ops.transpose(x, (0, 2, 3, 1))
-    return ops.reshape(x, (-1, h * w * (c // values_per_anchor), values_per_anchor))
+class FlattenLevel(nn.Cell):
+    """[B, k*d, H, W] -> [B, H*W*k, d], ordered row, column, anchor, as the anchor generator orders boxes.
+
+    A cell rather than a function: amp_level O1 rebuilds the heads' construct from source, which loses
+    module-level helpers but keeps cells.
+    """
+
+    def __init__(self, values_per_anchor):
+        super().__init__()
+        self.values_per_anchor = values_per_anchor
+
+    def construct(self, x):
+        b, c, h, w = x.shape
+        x = ops.transpose(x, (0, 2, 3, 1))
+        return ops.reshape(x, (-1, h * w * (c // self.values_per_anchor), self.values_per_anchor))
 
 
 class SSDHead(nn.Cell):
@@ -29,6 +39,7 @@ class SSDHead(nn.Cell):
         self.cls_layers = nn.CellList([self._branch(c, k * num_outputs, separable, bias)
                                        for c, k in zip(in_channels, num_anchors)])
         self.concat = ops.Concat(axis=1)
+        self.flatten_loc, self.flatten_cls = FlattenLevel(4), FlattenLevel(num_outputs)
 
     @staticmethod
     def _branch(channels, outputs, separable, bias_init="zeros"):
@@ -42,6 +53,6 @@ class SSDHead(nn.Cell):
         locs = ()
         scores = ()
         for i in range(len(self.loc_layers)):
-            locs += (flatten_level(self.loc_layers[i](features[i]), 4),)
-            scores += (flatten_level(self.cls_layers[i](features[i]), self.num_outputs),)
+            locs += (self.flatten_loc(self.loc_layers[i](features[i])),)
+            scores += (self.flatten_cls(self.cls_layers[i](features[i])),)
         return self.concat(locs), self.concat(scores)

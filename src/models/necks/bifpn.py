@@ -15,7 +15,7 @@ import mindspore.nn as nn
 import mindspore.ops as ops
 from mindspore import Parameter, Tensor
 
-from ..layers import ConvBNAct, MaxPoolPadded, batch_norm, make_activation, separable_conv, upsample_like
+from ..layers import ConvBNAct, MaxPoolPadded, UpsampleLike, batch_norm, make_activation, separable_conv
 from ..shapes import downsampled_size
 
 FUSION_EPS = 1e-4
@@ -33,14 +33,20 @@ def max_pool_same(size_hw):
     return MaxPoolPadded(3, 2, same_padding(size_hw[0]) + same_padding(size_hw[1]))
 
 
-def fast_normalized_fusion(inputs, weights, eps=FUSION_EPS):
+class FastNormalizedFusion(nn.Cell):
     """sum_i w_i * x_i / (sum_j w_j + eps) with w = relu(weights): the paper's fast normalised fusion."""
-    w = ops.relu(weights)
-    w = w / (w.sum() + eps)
-    out = inputs[0] * w[0]
-    for i in range(1, len(inputs)):
-        out = out + inputs[i] * w[i]
-    return out
+
+    def __init__(self, eps=FUSION_EPS):
+        super().__init__()
+        self.eps = eps
+
+    def construct(self, inputs, weights):
+        w = ops.relu(weights)
+        w = w / (w.sum() + self.eps)
+        out = inputs[0] * w[0]
+        for i in range(1, len(inputs)):
+            out = out + inputs[i] * w[i]
+        return out
 
 
 class FusionNode(nn.Cell):
@@ -49,13 +55,14 @@ class FusionNode(nn.Cell):
 
     def __init__(self, num_inputs, channels):
         super().__init__()
+        self.fuse = FastNormalizedFusion()  # a cell: amp_level O1 rebuilds construct and loses module functions
         self.fusion_weight = Parameter(Tensor(np.ones(num_inputs, np.float32)), name="fusion_weight")
         self.act = make_activation("swish")
         self.conv = separable_conv(channels, channels, 3)
         self.bn = batch_norm(channels)
 
     def construct(self, inputs):
-        return self.bn(self.conv(self.act(fast_normalized_fusion(inputs, self.fusion_weight))))
+        return self.bn(self.conv(self.act(self.fuse(inputs, self.fusion_weight))))
 
 
 def _projection(in_channels, channels):
@@ -68,6 +75,7 @@ class BiFPNLayer(nn.Cell):
 
     def __init__(self, in_channels, sizes, channels):
         super().__init__()
+        self.upsample = UpsampleLike()
         n = len(sizes)
         self.num_levels = n
         # Inputs to the top-down nodes (level n - 1 enters the first one through the upsample) ...
@@ -83,7 +91,7 @@ class BiFPNLayer(nn.Cell):
         x = self.td_inputs[n - 1](features[n - 1])
         top_down = ()
         for i in range(n - 2, -1, -1):
-            x = self.td_nodes[i]((self.td_inputs[i](features[i]), upsample_like(x, features[i])))
+            x = self.td_nodes[i]((self.td_inputs[i](features[i]), self.upsample(x, features[i])))
             top_down = (x,) + top_down
         outs = (x,)  # the finest top-down node is already P3's output
         for i in range(1, n):

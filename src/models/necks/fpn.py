@@ -8,13 +8,14 @@ ONNX and equals a 2x repeat when sizes halve exactly.
 """
 import mindspore.nn as nn
 
-from ..layers import ConvBNAct, conv2d, upsample_like
+from ..layers import ConvBNAct, UpsampleLike, conv2d
 from ..shapes import downsampled_size
 
 
 class FPN(nn.Cell):
     def __init__(self, in_channels, out_channels=256, extra_levels=2, act="relu6"):
         super().__init__()
+        self.upsample = UpsampleLike()
         self.lateral_convs = nn.CellList([conv2d(c, out_channels, 1, has_bias=True) for c in in_channels])
         self.output_convs = nn.CellList([ConvBNAct(out_channels, out_channels, 3, act=act) for _ in in_channels])
         self.extra_convs = nn.CellList([ConvBNAct(out_channels, out_channels, 3, 2, act=act)
@@ -35,7 +36,7 @@ class FPN(nn.Cell):
         outs = (self.output_convs[self.num_inputs - 1](merged),)
         for i in range(self.num_inputs - 2, -1, -1):
             lateral = self.lateral_convs[i](features[i])
-            merged = lateral + upsample_like(merged, lateral)
+            merged = lateral + self.upsample(merged, lateral)
             outs = (self.output_convs[i](merged),) + outs
         x = outs[-1]
         for conv in self.extra_convs:
