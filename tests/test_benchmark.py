@@ -1,5 +1,6 @@
 """benchmark.py: the measurements run, land in the JSON, and the FLOP counter and synthetic outputs are right."""
 import json
+import logging
 import os
 
 import mindspore.nn as nn
@@ -46,7 +47,17 @@ def test_synthetic_outputs_decode_to_their_ground_truth():
     assert r["s_per_1000_images"] == pytest.approx(r["total_s"] * 1000 / 30)
 
 
-def test_benchmark_script_writes_every_measurement(tmp_path, capsys):
+@pytest.fixture
+def ssd_logger_restored():
+    """benchmark.main sets up the "ssd" logger for the console (no propagation, a handler on this test's captured
+    stderr); later tests read that logger through caplog, so it is put back as it was."""
+    logger = logging.getLogger("ssd")
+    saved = (list(logger.handlers), logger.propagate, logger.level)
+    yield
+    logger.handlers[:], logger.propagate, logger.level = saved[0], saved[1], saved[2]
+
+
+def test_benchmark_script_writes_every_measurement(tmp_path, capsys, ssd_logger_restored):
     import benchmark
     out = tmp_path / "bench.json"
     data = ["--dataset", "demo", "--demo_root", str(tmp_path / "demo"), "--demo_num_train", "16",
@@ -71,7 +82,7 @@ def test_benchmark_script_writes_every_measurement(tmp_path, capsys):
     assert "s/step median" in printed and f"wrote {out}" in printed
 
 
-def test_unknown_benchmark_is_one_line(capsys):
+def test_unknown_benchmark_is_one_line(capsys, ssd_logger_restored):
     import benchmark
     from src.cli import run_main
     with pytest.raises(SystemExit) as e:

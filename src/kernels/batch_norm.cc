@@ -62,7 +62,7 @@ extern "C" int BatchNormForward(int nparam, void **params, int *ndims, int64_t *
   float *mean_out = static_cast<float *>(params[5]);
   float *var_out = static_cast<float *>(params[6]);
   const double count = static_cast<double>(batch * plane);
-  fdet::parallel_for(channels, [&](int64_t begin, int64_t end, int64_t) {
+  fdet::parallel_for(channels, batch * channels * plane, [&](int64_t begin, int64_t end, int64_t) {
     for (int64_t c = begin; c < end; ++c) {
       // Shifted sums (by the channel's first value) keep E[x^2] - E[x]^2 accurate when |mean| >> std.
       const float shift = x[c * plane];
@@ -125,7 +125,7 @@ extern "C" int BatchNormGrad(int nparam, void **params, int *ndims, int64_t **sh
   float *dgamma = static_cast<float *>(params[8]);
   float *dbeta = static_cast<float *>(params[9]);
   const double count = static_cast<double>(batch * plane);
-  fdet::parallel_for(channels, [&](int64_t begin, int64_t end, int64_t) {
+  fdet::parallel_for(channels, batch * channels * plane, [&](int64_t begin, int64_t end, int64_t) {
     for (int64_t c = begin; c < end; ++c) {
       const float m = mean[c];
       const double invstd = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps);
@@ -162,7 +162,9 @@ extern "C" int BatchNormGrad(int nparam, void **params, int *ndims, int64_t **sh
         const float *__restrict__ yp = y + (b * channels + c) * plane;
         float *__restrict__ out = dx + (b * channels + c) * plane;
         if (clamp) {
-          for (int64_t i = 0; i < plane; ++i) out[i] = k * (masked(gp[i], yp[i], upper) - mean_dy - (xp[i] - m) * slope);
+          for (int64_t i = 0; i < plane; ++i) {
+            out[i] = k * (masked(gp[i], yp[i], upper) - mean_dy - (xp[i] - m) * slope);
+          }
         } else {
           for (int64_t i = 0; i < plane; ++i) out[i] = k * (gp[i] - mean_dy - (xp[i] - m) * slope);
         }

@@ -20,6 +20,8 @@ namespace {
 
 struct Geometry {
   int64_t batch, channels, height, width, out_height, out_width, kernel, stride, pad;
+
+  int64_t input_elements() const { return batch * channels * height * width; }
 };
 
 // A zero-padded copy of one input plane, with its columns split by phase modulo the stride: phase r holds the
@@ -88,14 +90,16 @@ struct PhasePlane {
 // pitch is stride * cols, the distance between the padded rows of consecutive output rows; tap (i, j) then reads
 // phase j % stride at that index + i * cols + j / stride. Entries past the output width, and the rows between
 // (stride > 1), are scratch: computed and dropped, which costs less than a loop per row on small planes.
-inline void to_pitch(const float *__restrict__ src, int64_t rows, int64_t width, int64_t pitch, float *__restrict__ dst) {
+inline void to_pitch(const float *__restrict__ src, int64_t rows, int64_t width, int64_t pitch,
+                     float *__restrict__ dst) {
   for (int64_t r = 0; r < rows; ++r) {
     std::copy(src + r * width, src + (r + 1) * width, dst + r * pitch);
     std::fill(dst + r * pitch + width, dst + (r + 1) * pitch, 0.0f);
   }
 }
 
-inline void from_pitch(const float *__restrict__ src, int64_t rows, int64_t width, int64_t pitch, float *__restrict__ dst) {
+inline void from_pitch(const float *__restrict__ src, int64_t rows, int64_t width, int64_t pitch,
+                       float *__restrict__ dst) {
   for (int64_t r = 0; r < rows; ++r) std::copy(src + r * pitch, src + r * pitch + width, dst + r * width);
 }
 
@@ -126,7 +130,7 @@ extern "C" int DepthwiseConvForward(int nparam, void **params, int *ndims, int64
   const float *x = static_cast<const float *>(params[0]);
   const float *w = static_cast<const float *>(params[1]);
   float *y = static_cast<float *>(params[3]);
-  fdet::parallel_for(g.batch * g.channels, [&](int64_t begin, int64_t end, int64_t) {
+  fdet::parallel_for(g.batch * g.channels, g.input_elements(), [&](int64_t begin, int64_t end, int64_t) {
     PhasePlane padded(g);
     const int64_t k = g.kernel, s = g.stride, cols = padded.cols, pitch = s * cols, n = g.out_height * pitch;
     std::vector<float> wide(n);
@@ -156,7 +160,7 @@ extern "C" int DepthwiseConvInputGrad(int nparam, void **params, int *ndims, int
   const float *dy = static_cast<const float *>(params[1]);
   const float *w = static_cast<const float *>(params[2]);
   float *dx = static_cast<float *>(params[4]);
-  fdet::parallel_for(g.batch * g.channels, [&](int64_t begin, int64_t end, int64_t) {
+  fdet::parallel_for(g.batch * g.channels, g.input_elements(), [&](int64_t begin, int64_t end, int64_t) {
     PhasePlane grad(g);
     const int64_t k = g.kernel, s = g.stride, cols = grad.cols, pitch = s * cols, n = g.out_height * pitch;
     std::vector<float> wide(n);
@@ -188,7 +192,7 @@ extern "C" int DepthwiseConvWeightGrad(int nparam, void **params, int *ndims, in
   const float *x = static_cast<const float *>(params[0]);
   const float *dy = static_cast<const float *>(params[1]);
   float *dw = static_cast<float *>(params[4]);
-  fdet::parallel_for(g.channels, [&](int64_t begin, int64_t end, int64_t) {
+  fdet::parallel_for(g.channels, g.input_elements(), [&](int64_t begin, int64_t end, int64_t) {
     PhasePlane padded(g);
     const int64_t k = g.kernel, s = g.stride, cols = padded.cols, pitch = s * cols, n = g.out_height * pitch;
     std::vector<float> wide(n), acc(k * k);

@@ -63,7 +63,7 @@ extern "C" int FocalLossSum(int nparam, void **params, int *ndims, int64_t **sha
   const float alpha = static_cast<const float *>(params[2])[0], gamma = static_cast<const float *>(params[2])[1];
   std::vector<double> partial(fdet::hardware_threads(), 0.0);
   std::vector<int> non_finite(fdet::hardware_threads(), 0);
-  fdet::parallel_for(rows, [&](int64_t begin, int64_t end, int64_t thread) {
+  fdet::parallel_for(rows, rows * classes, [&](int64_t begin, int64_t end, int64_t thread) {
     double total = 0.0;
     int bad = 0;
     for (int64_t r = begin; r < end; ++r) {
@@ -102,7 +102,7 @@ extern "C" int FocalLossGrad(int nparam, void **params, int *ndims, int64_t **sh
   const float alpha = static_cast<const float *>(params[2])[0], gamma = static_cast<const float *>(params[2])[1];
   const float scale = static_cast<const float *>(params[3])[0];
   float *grad = static_cast<float *>(params[4]);
-  fdet::parallel_for(rows, [&](int64_t begin, int64_t end, int64_t) {
+  fdet::parallel_for(rows, rows * classes, [&](int64_t begin, int64_t end, int64_t) {
     for (int64_t r = begin; r < end; ++r) {
       const int32_t label = labels[r];
       const float *x = logits + r * classes;
