@@ -15,10 +15,6 @@ from .build import KernelBuildError
 SOURCE = "batch_norm.cc"
 
 
-def library():
-    return build.library(SOURCE)
-
-
 # Activations the kernel can apply after the normalisation: name -> upper clamp (the lower one is 0).
 FUSABLE = {"relu": float("inf"), "relu6": 6.0}
 
@@ -29,7 +25,7 @@ def batch_norm_ops(eps, activation=None):
 
     `activation` (a FUSABLE name, or None) is applied to y inside the kernel, its gradient mask in the backward.
     """
-    path = library()
+    path = build.library(SOURCE)
     if path is None:
         raise KernelBuildError("the CPU batch norm kernel could not be built")
     f32 = ms.float32
