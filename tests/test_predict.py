@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 import predict
+from detection_match import coco_to_detections, unpaired
+from src.config import load_config
 from src.data.demo import CATEGORY_IDS, CLASS_NAMES
 from src.deploy.draw import class_colour
 
@@ -28,23 +30,26 @@ def from_checkpoint(deployed):
 
 
 def test_detections_equal_evals_on_the_same_images(deployed, from_checkpoint):
+    """Predict runs batch 1 and eval batch 8, which take different kernels: the detections are the same set to the
+    precision float32 holds through the network (tests/detection_match.py), not bit for bit."""
     _, predicted = from_checkpoint
     gt = json.loads(deployed["gt"].read_text())
     evaluated = json.loads(deployed["eval_json"].read_text())
+    cfg = load_config(deployed["config"])
     assert len(predicted) == len(gt["images"]) == 8
+    label_of = {c: k for k, c in enumerate(CATEGORY_IDS)}
     total = 0
     for image in gt["images"]:
         ours = predicted[os.path.splitext(image["file_name"])[0]]
         assert (ours["width"], ours["height"]) == (image["width"], image["height"])
-        theirs = [r for r in evaluated if r["image_id"] == image["id"]]
-        assert len(ours["detections"]) == len(theirs) > 0
-        for mine, ref in zip(ours["detections"], theirs):
-            x1, y1, x2, y2 = mine["box"]
-            assert CATEGORY_IDS[mine["label"]] == ref["category_id"]
-            assert mine["class_name"] == CLASS_NAMES[mine["label"]]
-            assert mine["score"] == pytest.approx(ref["score"], abs=2e-6)
-            assert [x1, y1, x2 - x1, y2 - y1] == pytest.approx(ref["bbox"], abs=0.02)
+        theirs = coco_to_detections([r for r in evaluated if r["image_id"] == image["id"]], label_of)
+        assert ours["detections"] and theirs
+        for det in ours["detections"]:
+            x1, y1, x2, y2 = det["box"]
+            assert det["class_name"] == CLASS_NAMES[det["label"]]
             assert 0 <= x1 <= x2 <= image["width"] and 0 <= y1 <= y2 <= image["height"]
+        left = unpaired(ours["detections"], theirs, (image["width"], image["height"]), cfg.min_score, cfg.max_boxes)
+        assert left == ([], []), image["file_name"]
         total += len(theirs)
     assert total == len(evaluated)
 
@@ -63,33 +68,17 @@ def test_a_png_is_drawn_per_image(deployed, from_checkpoint):
             assert changed[min(y1, drawn.shape[0] - 1), min(x1, drawn.shape[1] - 1)]
 
 
-def unmatched(ours, reference, score_tol=1e-4, box_tol=0.05):
-    """Detections of `ours` without a partner in `reference` (same label, score and box within tolerance).
-    Order is not compared: two runtimes that differ by 1e-5 may swap two near-equal scores."""
-    free = list(reference)
-    missing = []
-    for det in ours:
-        partner = next((r for r in free if r["label"] == det["label"]
-                        and abs(r["score"] - det["score"]) <= score_tol
-                        and max(abs(a - b) for a, b in zip(r["box"], det["box"])) <= box_tol), None)
-        if partner is None:
-            missing.append(det)
-        else:
-            free.remove(partner)
-    return missing
-
-
 @pytest.mark.parametrize("suffix", [".onnx", ".mindir"])
 def test_exported_models_give_the_same_detections(deployed, from_checkpoint, suffix):
     out = deployed["dir"] / f"pred{suffix}"
     assert predict.main(["--model_file", str(deployed["dir"] / ("model" + suffix)),
                          "--images", str(deployed["val_dir"]), "--out", str(out)]) == 0
     _, reference = from_checkpoint
+    cfg = load_config(deployed["config"])
     for stem, doc in predictions(out).items():
-        ref = reference[stem]["detections"]
-        assert len(doc["detections"]) == len(ref)
-        # Every box that the picture shows is there in both; near-ties further down may resolve differently in NMS.
-        assert not unmatched([d for d in doc["detections"] if d["score"] >= 0.3], ref), stem
+        left = unpaired(doc["detections"], reference[stem]["detections"], (doc["width"], doc["height"]),
+                        cfg.min_score, cfg.max_boxes)
+        assert left == ([], []), stem
 
 
 def run_predict(args):
