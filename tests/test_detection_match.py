@@ -1,5 +1,5 @@
 """The helper that compares two runs' detections (tests/detection_match.py) accepts float32 noise and nothing more."""
-from detection_match import unpaired
+from detection_match import ACROSS_RUNTIMES, unpaired
 
 
 def det(label, score, box=(10.0, 20.0, 110.0, 220.0)):
@@ -32,3 +32,12 @@ def test_a_detection_at_a_cut_may_be_on_one_side_only():
     assert unpaired(ours, theirs, SIZE, 0.02, 2) == ([], [])
     # ... but not away from it
     assert unpaired(ours, theirs, SIZE, 0.02, 3) != ([], [])
+
+
+def test_across_runtimes_the_tolerance_is_wider_but_still_finds_changes():
+    onnx, mindspore = [det(2, 0.249426, (19.13, 0.0, 260.49, 384.9))], [det(2, 0.249392, (19.12, 0.0, 260.49, 384.9))]
+    assert unpaired(onnx, mindspore, SIZE, 0.02, 100) != ([], [])
+    assert unpaired(onnx, mindspore, SIZE, 0.02, 100, **ACROSS_RUNTIMES) == ([], [])
+    ref = [det(0, 0.5)]
+    assert unpaired([det(0, 0.501)], ref, SIZE, 0.02, 100, **ACROSS_RUNTIMES)[0]
+    assert unpaired([det(0, 0.5, (10, 20, 110.5, 220))], ref, SIZE, 0.02, 100, **ACROSS_RUNTIMES)[0]
