@@ -18,16 +18,16 @@ def main(argv=None):
     from src.evaluation.runner import DatasetEvaluator
     from src.fileio import write_json_atomic
     from src.models.detector import build_detector
-    from src.training.checkpoint import load_into, read_checkpoint
+    from src.training.checkpoint import load_weights, read_checkpoint
 
     params, meta = read_checkpoint(cfg.checkpoint_path)
     setup_device(cfg)
     # The checkpoint's class list keeps labels aligned with what the model was trained on.
     info = prepare_split(cfg, "eval", classes=list(cfg.classes) or meta.get("class_names"))
     net = build_detector(cfg, resolve_num_classes(cfg, info.class_names))
-    load_into(net, params, cfg.checkpoint_path, strict=True)
+    weights = load_weights(net, params, cfg.checkpoint_path, cfg.ema)
     evaluator = DatasetEvaluator(cfg, net, info)
-    print(f"evaluating {cfg.checkpoint_path} on {info.num_images} images")
+    print(f"evaluating {cfg.checkpoint_path} ({weights} weights) on {info.num_images} images")
     result = evaluator()
     stem = os.path.splitext(os.path.abspath(cfg.checkpoint_path))[0]
     evaluator.coco.save(stem + "_detections.json")

@@ -35,7 +35,8 @@ POSITIVE = ("epoch_size", "batch_size", "eval_batch_size", "lr", "log_interval",
             "loss_scale", "demo_num_train", "demo_num_val", "num_parallel_workers", "base_batch_size", "timed_steps",
             "pipeline_batches", "eval_images", "infer_runs")
 UNIT_INTERVAL = ("match_threshold", "ignore_threshold", "nms_threshold", "min_score", "focal_alpha", "prior_prob",
-                 "draw_score")
+                 "draw_score", "expand_prob", "crop_prob", "crop_min_scale", "photometric_prob", "flip_prob",
+                 "ema_decay")
 
 
 class ConfigError(ValueError):
@@ -69,6 +70,17 @@ def validate(cfg):
         raise ConfigError(f"num_classes is {cfg.num_classes} but classes names {len(classes)} "
                           f"({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}); leave num_classes at 0 "
                           "to derive it")
+    for key in ("contrast_range", "saturation_range"):
+        if key in cfg and (len(cfg[key]) != 2 or not 0 <= cfg[key][0] <= cfg[key][1]):
+            raise ConfigError(f"key '{key}' must be [low, high] with 0 <= low <= high, got {cfg[key]}")
+    if any(not 0.0 <= v <= 1.0 for v in cfg.get("crop_min_ious", [])):
+        raise ConfigError(f"key 'crop_min_ious' must hold IoUs between 0 and 1, got {cfg.crop_min_ious}")
+    for key in ("expand_max_ratio",):
+        if key in cfg and cfg[key] < 1.0:
+            raise ConfigError(f"key '{key}' must be at least 1, got {cfg[key]}")
+    for key in ("ema_tau", "crop_min_scale"):
+        if key in cfg and not cfg[key] > 0:
+            raise ConfigError(f"key '{key}' must be positive, got {cfg[key]}")
     cores = os.cpu_count() or 1
     if cfg.get("num_parallel_workers", 1) > cores:  # MindSpore's own check would end in a traceback
         raise ConfigError(f"key 'num_parallel_workers' is {cfg.num_parallel_workers}, but this machine has {cores} "

@@ -43,13 +43,13 @@ def random_expand(img: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, 
 
 
 def random_crop(img: np.ndarray, boxes: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-                min_ious: Sequence[Optional[float]] = MIN_IOU_CHOICES,
-                max_trials: int = 50) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+                min_ious: Sequence[Optional[float]] = MIN_IOU_CHOICES, max_trials: int = 50,
+                prob: float = 1.0, min_scale: float = 0.3) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """SSD min-IoU random crop (see :func:`sample_crop`); boxes whose centre is in the crop are kept and clipped."""
     boxes = _as_boxes(boxes)
     labels = _as_labels(labels, boxes.shape[0])
     h, w = img.shape[:2]
-    win = sample_crop(h, w, boxes, rng, min_ious, max_trials)
+    win = sample_crop(h, w, boxes, rng, min_ious, max_trials, min_scale, prob=prob)
     if win is None:
         return img, boxes, labels
     boxes, labels = crop_boxes(boxes, labels, win)
@@ -58,12 +58,14 @@ def random_crop(img: np.ndarray, boxes: np.ndarray, labels: np.ndarray, rng: np.
 
 
 def random_expand_crop(img: np.ndarray, boxes: np.ndarray, labels: np.ndarray, rng: np.random.Generator, fill,
-                       expand_prob: float = 0.5, max_expand: float = 4.0,
-                       crop: bool = True) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+                       expand_prob: float = 0.5, max_expand: float = 4.0, crop_prob: float = 1.0,
+                       min_ious: Sequence[Optional[float]] = MIN_IOU_CHOICES,
+                       crop_min_scale: float = 0.3) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Expand then crop as one operation: builds only the chosen window. Same result as :func:`random_expand`
     followed by :func:`random_crop` with the same generator state (the window itself can still be large when no crop
     is taken; :class:`TrainTransform` renders it at the output size instead)."""
     img = _as_image(img)
     h, w = img.shape[:2]
-    window, boxes, labels = sample_expand_crop(h, w, boxes, labels, rng, expand_prob, max_expand, crop)
+    window, boxes, labels = sample_expand_crop(h, w, boxes, labels, rng, expand_prob, max_expand, crop_prob, min_ious,
+                                               crop_min_scale)
     return extract_window(img, window, fill), boxes, labels

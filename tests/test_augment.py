@@ -141,23 +141,29 @@ def test_random_expand_places_image_where_boxes_say():
     assert len(set(lefts)) > 10
 
 
-def test_fused_expand_crop_equals_sequential():
+@pytest.mark.parametrize("expand_prob,max_expand,crop_prob,min_ious,min_scale", [
+    (0.5, 4.0, 1.0, A.MIN_IOU_CHOICES, 0.3),          # SSD's own
+    (0.7, 2.0, 0.5, (0.1, 0.3, 0.5, 0.7, 0.9), 0.5),  # the config's form: a crop probability and IoU modes
+])
+def test_fused_expand_crop_equals_sequential(expand_prob, max_expand, crop_prob, min_ious, min_scale):
     img = _rng(3).integers(0, 256, (60, 80, 3), dtype=np.uint8)
     fill = (10, 20, 30)
-    expanded = 0
+    expanded = cropped = 0
     for seed in range(40):
         boxes = _random_boxes(_rng(1000 + seed), 60, 80, 3)
         labels = np.array([1, 2, 3], np.int32)
         r1, r2 = _rng(seed), _rng(seed)
-        big, b1 = random_expand(img, boxes, r1, fill, max_ratio=4.0, prob=0.5)
+        big, b1 = random_expand(img, boxes, r1, fill, max_ratio=max_expand, prob=expand_prob)
         expanded += big.shape != img.shape
-        ref, b1, l1 = random_crop(big, b1, labels, r1)
-        out, b2, l2 = random_expand_crop(img, boxes, labels, r2, fill)
+        ref, b1, l1 = random_crop(big, b1, labels, r1, min_ious, prob=crop_prob, min_scale=min_scale)
+        cropped += ref.shape != big.shape
+        out, b2, l2 = random_expand_crop(img, boxes, labels, r2, fill, expand_prob, max_expand, crop_prob, min_ious,
+                                         min_scale)
         np.testing.assert_array_equal(out, ref)
         np.testing.assert_allclose(b2, b1, atol=1e-4)
         np.testing.assert_array_equal(l2, l1)
         assert r1.random() == r2.random()  # the same random numbers were drawn
-    assert expanded >= 5
+    assert expanded >= 5 and cropped >= 5
 
 
 def test_resize_window_matches_resizing_the_window():
@@ -197,7 +203,7 @@ def test_train_transform_boxes_inside_and_normalised():
 
 
 def test_degenerate_boxes_dropped_with_labels():
-    t = A.TrainTransform(300, 0, 1, expand_prob=0, crop=False, flip_prob=0, photometric=False)
+    t = A.TrainTransform(300, 0, 1, expand_prob=0, crop_prob=0, flip_prob=0, photometric_prob=0)
     img = np.zeros((600, 600, 3), np.uint8)
     boxes = np.array([[10, 10, 11.5, 100], [100, 100, 300, 200], [50, 50, 150, 51],
                       [-100, 10, -10, 100],  # wholly outside the image: nothing left after clipping
@@ -335,3 +341,72 @@ def test_bgr_input_gives_the_rgb_path_output_bit_for_bit():
         got = bgr(np.ascontiguousarray(img[..., ::-1]), boxes, labels, np.random.default_rng(seed))
         for w, g in zip(want, got):
             np.testing.assert_array_equal(g, w)
+
+
+# ------------------------------------------------------------------------------ augmentation keys of the config
+def _transform(**keys):
+    from src.config import load_config
+    from src.data.pipeline import build_train_transform
+    cfg = load_config(img_shape=[300, 300], **keys)
+    return build_train_transform(cfg, bgr=False)
+
+
+ALL_ON = dict(expand_prob=1.0, crop_prob=1.0, photometric_prob=1.0, flip_prob=1.0)
+
+
+def _scene():
+    img = _rng(8).integers(60, 200, (400, 500, 3), dtype=np.uint8)
+    return img, np.array([[40, 100, 140, 300]], np.float32), np.array([3], np.int32)
+
+
+def _plain(img, boxes):
+    chw = A.EvalTransform(300, MEAN, STD)(img)
+    return chw, boxes / np.array([500, 400, 500, 400], np.float32)
+
+
+@pytest.mark.parametrize("keys", [dict(expand_prob=0.0, crop_prob=0.0, photometric_prob=0.0, flip_prob=0.0),
+                                  dict(ALL_ON, augment=False)])
+def test_no_augmentation_is_a_plain_resize_and_draws_nothing(keys):
+    t = _transform(**keys)
+    img, boxes, labels = _scene()
+    rng = _rng(0)
+    state = rng.bit_generator.state
+    chw, b, l = t(img, boxes, labels, rng)
+    assert rng.bit_generator.state == state
+    want_chw, want_boxes = _plain(img, boxes)
+    np.testing.assert_array_equal(chw, want_chw)
+    np.testing.assert_allclose(b, want_boxes, atol=1e-6)
+    assert l.tolist() == [3]
+
+
+def _widths(t, seeds=30):
+    img, boxes, labels = _scene()
+    out = [t(img, boxes, labels, _rng(seed))[1] for seed in range(seeds)]
+    return np.array([b[0, 2] - b[0, 0] if len(b) else np.nan for b in out]), out
+
+
+def test_a_zero_probability_turns_its_step_off():
+    img, boxes, labels = _scene()
+    _, plain = _plain(img, boxes)
+    plain_w = plain[0, 2] - plain[0, 0]
+    # expand off: nothing shrinks the box (the crop only enlarges it); with expand on alone, every box shrinks
+    widths, _ = _widths(_transform(**dict(ALL_ON, expand_prob=0.0)))
+    assert np.nanmin(widths) >= plain_w - 1e-3 and np.nanmax(widths) > plain_w * 1.2
+    widths, _ = _widths(_transform(**dict(ALL_ON, crop_prob=0.0)))
+    assert np.nanmax(widths) < plain_w
+    # crop off (and expand off): the box keeps its size; only the flip moves it
+    widths, boxes_out = _widths(_transform(**dict(ALL_ON, expand_prob=0.0, crop_prob=0.0)))
+    np.testing.assert_allclose(widths, plain_w, atol=1e-5)
+    # flip off: the box stays where it is
+    _, boxes_out = _widths(_transform(**dict(ALL_ON, expand_prob=0.0, crop_prob=0.0, flip_prob=0.0)))
+    for b in boxes_out:
+        np.testing.assert_allclose(b, plain, atol=1e-5)
+    # photometric off: the pixels are the resized image's, mirrored or not
+    t = _transform(**dict(ALL_ON, expand_prob=0.0, crop_prob=0.0, photometric_prob=0.0))
+    want, _ = _plain(img, boxes)
+    for seed in range(10):
+        chw = t(img, boxes, labels, _rng(seed))[0]
+        assert np.array_equal(chw, want) or np.array_equal(chw, want[:, :, ::-1])
+    # ... and on, it changes them
+    t = _transform(**dict(ALL_ON, expand_prob=0.0, crop_prob=0.0, flip_prob=0.0))
+    assert not np.array_equal(t(img, boxes, labels, _rng(0))[0], want)

@@ -159,7 +159,7 @@ def sample_expand(h: int, w: int, rng: np.random.Generator, prob: float = 0.5,
     With probability ``prob`` the canvas is ``int(side * r)`` for ``r ~ U(1, max_ratio)`` and the image sits at a
     uniform integer offset; otherwise the canvas is the image itself (``(h, w, 0, 0)``).
     """
-    if rng.random() >= prob or max_ratio <= 1.0:
+    if prob <= 0.0 or max_ratio <= 1.0 or rng.random() >= prob:
         return h, w, 0, 0
     ratio = rng.uniform(1.0, max_ratio)
     canvas_h, canvas_w = int(h * ratio), int(w * ratio)
@@ -170,15 +170,19 @@ def sample_expand(h: int, w: int, rng: np.random.Generator, prob: float = 0.5,
 
 def sample_crop(h: int, w: int, boxes: np.ndarray, rng: np.random.Generator,
                 min_ious: Sequence[Optional[float]] = MIN_IOU_CHOICES, max_trials: int = 50,
-                min_scale: float = 0.3, aspect_range: Tuple[float, float] = (0.5, 2.0)) -> Optional[Window]:
+                min_scale: float = 0.3, aspect_range: Tuple[float, float] = (0.5, 2.0),
+                prob: float = 1.0) -> Optional[Window]:
     """Draw SSD's random crop of an ``h x w`` image; returns an integer window ``(x0, y0, x1, y1)`` or ``None``.
 
-    A mode is drawn from ``min_ious``; ``None`` keeps the image. Otherwise up to ``max_trials`` windows are drawn with
-    sides ``U(min_scale, 1)`` of the image's, an aspect ratio (h/w, in pixels) inside ``aspect_range`` and a uniform
-    position; the first one is taken where at least one box reaches IoU >= the mode (as in the original Caffe SSD
-    sampler) and at least one box centre lies strictly inside (so that a box survives). An image without boxes takes
-    the first window of valid shape. ``None`` when no trial succeeds. All trials are drawn at once (vectorised).
+    With probability ``prob`` a mode is drawn from ``min_ious``; ``None`` keeps the image. Otherwise up to
+    ``max_trials`` windows are drawn with sides ``U(min_scale, 1)`` of the image's, an aspect ratio (h/w, in pixels)
+    inside ``aspect_range`` and a uniform position; the first one is taken where at least one box reaches IoU >= the
+    mode (as in the original Caffe SSD sampler) and at least one box centre lies strictly inside (so that a box
+    survives). An image without boxes takes the first window of valid shape. ``None`` when no trial succeeds. All
+    trials are drawn at once (vectorised).
     """
+    if prob <= 0.0 or not min_ious or (prob < 1.0 and rng.random() >= prob):
+        return None
     min_iou = min_ious[int(rng.integers(len(min_ious)))]
     if min_iou is None:
         return None
@@ -223,8 +227,8 @@ def crop_boxes(boxes: np.ndarray, labels: np.ndarray, window: Window) -> Tuple[n
 
 
 def sample_expand_crop(h: int, w: int, boxes: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-                       expand_prob: float = 0.5, max_expand: float = 4.0, crop: bool = True,
-                       min_ious: Sequence[Optional[float]] = MIN_IOU_CHOICES,
+                       expand_prob: float = 0.5, max_expand: float = 4.0, crop_prob: float = 1.0,
+                       min_ious: Sequence[Optional[float]] = MIN_IOU_CHOICES, crop_min_scale: float = 0.3,
                        max_trials: int = 50) -> Tuple[Window, np.ndarray, np.ndarray]:
     """Expand then crop, on numbers only.
 
@@ -237,7 +241,7 @@ def sample_expand_crop(h: int, w: int, boxes: np.ndarray, labels: np.ndarray, rn
     canvas_h, canvas_w, left, top = sample_expand(h, w, rng, expand_prob, max_expand)
     shift = np.array([left, top, left, top], dtype=np.float32)
     boxes = boxes + shift
-    win = sample_crop(canvas_h, canvas_w, boxes, rng, min_ious, max_trials) if crop else None
+    win = sample_crop(canvas_h, canvas_w, boxes, rng, min_ious, max_trials, crop_min_scale, prob=crop_prob)
     if win is None:
         win = (0, 0, canvas_w, canvas_h)
     else:
@@ -329,12 +333,15 @@ class TrainTransform:
     (rendered directly from the source image by :func:`resize_window`) -> :func:`photometric_distort` (on the small
     image: cheaper, and the same distribution up to interpolation) -> :func:`random_hflip` -> :func:`normalize_to_chw`.
     Returned boxes are ``x1, y1, x2, y2`` normalised to [0, 1] by the output size; boxes under 1 output pixel wide or
-    high are dropped with their labels. ``bgr``: input images come in BGR order, as OpenCV decodes them; the output
-    equals the RGB path's bit for bit, without converting the full-size image first.
+    high are dropped with their labels. Each step has its own probability, and a probability of 0 turns it off (it
+    then draws no random number). ``photometric`` holds :func:`photometric_distort`'s strengths (``brightness_delta``,
+    ``contrast_range``, ``saturation_range``, ``hue_delta``). ``bgr``: input images come in BGR order, as OpenCV
+    decodes them; the output equals the RGB path's bit for bit, without converting the full-size image first.
     """
 
-    def __init__(self, out_hw, mean, std, expand_prob=0.5, max_expand=4.0, crop=True, flip_prob=0.5,
-                 photometric=True, bgr=False):
+    def __init__(self, out_hw, mean, std, expand_prob=0.5, max_expand=4.0, crop_prob=1.0,
+                 min_ious=MIN_IOU_CHOICES, crop_min_scale=0.3, photometric_prob=0.5, photometric=None,
+                 flip_prob=0.5, bgr=False):
         if isinstance(out_hw, (int, np.integer)):
             out_hw = (out_hw, out_hw)
         self.out_hw = (int(out_hw[0]), int(out_hw[1]))
@@ -342,9 +349,12 @@ class TrainTransform:
         self.std = np.broadcast_to(np.asarray(std, dtype=np.float32).reshape(-1), (3,)).copy()
         self.expand_prob = float(expand_prob)
         self.max_expand = float(max_expand)
-        self.crop = bool(crop)
+        self.crop_prob = float(crop_prob)
+        self.min_ious = tuple(min_ious)
+        self.crop_min_scale = float(crop_min_scale)
+        self.photometric_prob = float(photometric_prob)
+        self.photometric = dict(photometric or {})
         self.flip_prob = float(flip_prob)
-        self.photometric = bool(photometric)
         self.bgr = bool(bgr)
         self._fill = self.mean[::-1].copy() if self.bgr else self.mean
         self._size = np.array([self.out_hw[1], self.out_hw[0]] * 2, dtype=np.float32)  # W, H, W, H
@@ -355,15 +365,16 @@ class TrainTransform:
         labels = _as_labels(labels, boxes.shape[0])
         h, w = img.shape[:2]
         window, boxes, labels = sample_expand_crop(h, w, boxes, labels, rng, self.expand_prob, self.max_expand,
-                                                   self.crop)
+                                                   self.crop_prob, self.min_ious, self.crop_min_scale)
         img, (ax, ay, bx, by) = resize_window(img, window, self.out_hw, self._fill)
         boxes = boxes * np.array([ax, ay, ax, ay], np.float32) + np.array([bx, by, bx, by], np.float32)
         np.clip(boxes, 0.0, self._size, out=boxes)
         keep = ((boxes[:, 2] - boxes[:, 0]) >= 1.0) & ((boxes[:, 3] - boxes[:, 1]) >= 1.0)
         boxes, labels = boxes[keep], labels[keep]
-        if self.photometric:
-            img = photometric_distort(img, rng, bgr=self.bgr)
-        img, boxes = random_hflip(img, boxes, rng, self.flip_prob)
+        if self.photometric_prob > 0.0:
+            img = photometric_distort(img, rng, prob=self.photometric_prob, bgr=self.bgr, **self.photometric)
+        if self.flip_prob > 0.0:
+            img, boxes = random_hflip(img, boxes, rng, self.flip_prob)
         boxes = np.clip(boxes / self._size, 0.0, 1.0)
         return normalize_to_chw(img, self.mean, self.std, self.bgr), boxes, labels
 

@@ -31,14 +31,23 @@ def decode_image(data):
 PREFETCH = 4
 
 
+def build_train_transform(cfg, bgr=True):
+    """The training transform from the augmentation keys; `augment: false` turns every step off."""
+    on = 1.0 if cfg.augment else 0.0
+    photometric = {"brightness_delta": cfg.brightness_delta, "contrast_range": tuple(cfg.contrast_range),
+                   "saturation_range": tuple(cfg.saturation_range), "hue_delta": cfg.hue_delta}
+    return TrainTransform(tuple(cfg.img_shape), cfg.img_mean, cfg.img_std,
+                          expand_prob=on * cfg.expand_prob, max_expand=cfg.expand_max_ratio,
+                          crop_prob=on * cfg.crop_prob, min_ious=cfg.crop_min_ious, crop_min_scale=cfg.crop_min_scale,
+                          photometric_prob=on * cfg.photometric_prob, photometric=photometric,
+                          flip_prob=on * cfg.flip_prob, bgr=bgr)
+
+
 class TrainSample:
     """One training sample: augmented CHW image, box targets [A, 4], labels [A] and the positive count."""
 
     def __init__(self, cfg, anchors, seed):
-        self.transform = TrainTransform(tuple(cfg.img_shape), cfg.img_mean, cfg.img_std,
-                                        expand_prob=0.5 if cfg.augment else 0.0, crop=bool(cfg.augment),
-                                        flip_prob=0.5 if cfg.augment else 0.0, photometric=bool(cfg.augment),
-                                        bgr=True)
+        self.transform = build_train_transform(cfg)
         neg_iou = cfg.ignore_threshold if cfg.ignore_threshold > 0 else None
         self.encoder = AnchorTargetEncoder(anchors, BoxCoder(cfg.prior_scaling), cfg.match_threshold, neg_iou)
         self.seed = seed

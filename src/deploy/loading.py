@@ -2,7 +2,7 @@
 from ..config import ConfigError
 from ..models.detector import build_detector
 from ..models.inference import InferenceNet
-from ..training.checkpoint import CheckpointError, load_into, read_checkpoint
+from ..training.checkpoint import CheckpointError, load_weights, read_checkpoint
 
 
 def checkpoint_classes(cfg, meta, path):
@@ -18,7 +18,8 @@ def checkpoint_classes(cfg, meta, path):
 
 
 def load_detector(cfg, path=None):
-    """(detector in inference mode, class names, checkpoint metadata); the weights are loaded strictly."""
+    """(detector in inference mode, class names, checkpoint metadata); the weights (the EMA's unless `cfg.ema` is
+    false) are loaded strictly, and `meta["weights"]` says which."""
     path = path or cfg.checkpoint_path
     params, meta = read_checkpoint(path)
     trained = meta.get("model_name")
@@ -27,7 +28,7 @@ def load_detector(cfg, path=None):
                               f"run's --config_path (configs/ has one per model)")
     names = checkpoint_classes(cfg, meta, path)
     net = build_detector(cfg, len(names))
-    load_into(net, params, path, strict=True)
+    meta["weights"] = load_weights(net, params, path, cfg.ema)
     net.set_train(False)
     return net, names, meta
 

@@ -13,6 +13,7 @@ from ..losses import DetectionLoss
 from ..models.detector import build_detector, count_parameters
 from ..models.layers import use_cpu_kernels
 from .checkpoint import CheckpointError, load_into, load_train_state, read_checkpoint
+from .ema import ModelEMA
 from .lr_schedule import linear_scaled_lr, warmup_cosine_lr
 from .rank_dump import RankDump
 from .train_step import TrainStep, build_loss_scale, build_optimizer
@@ -91,6 +92,12 @@ def peak_lr(cfg, device):
     return lr
 
 
+def _evaluate_averaged(evaluate, ema):
+    """Evaluation during training scores the EMA weights, which best.ckpt is chosen by and inference uses."""
+    with ema.applied():
+        return evaluate()
+
+
 def build_training(cfg, train_info, num_classes, device, eval_info=None):
     """Everything a Trainer needs. Evaluation (eval_info) runs on the main rank only."""
     net = build_detector(cfg, num_classes)
@@ -128,8 +135,9 @@ def build_training(cfg, train_info, num_classes, device, eval_info=None):
     elif cfg.cpu_kernels and device.device_target == "CPU":
         log.info(f"cpu_kernels: not used with amp_level {cfg.amp_level}; MindSpore's own float16 ops run")
     optimizer = build_optimizer(net, lr, cfg.momentum, cfg.weight_decay)
+    ema = ModelEMA(net, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
     train_step = TrainStep(loss, optimizer, build_loss_scale(cfg.loss_scale_type, cfg.loss_scale),
-                           cfg.grad_clip_norm)
+                           cfg.grad_clip_norm, ema)
     train_step.set_train(True)
 
     start_epoch, best_map = 0, -1.0  # -1: no evaluation yet
@@ -140,6 +148,8 @@ def build_training(cfg, train_info, num_classes, device, eval_info=None):
                                   f"{list(train_info.class_names)}; resume needs the same classes in the same order")
         load_into(net, params, cfg.resume, strict=True)
         load_train_state(train_step, params, cfg.resume)
+        if ema is not None and not ema.load(params, cfg.resume):
+            log.warning(f"{cfg.resume} holds no EMA weights: the average starts afresh from its weights")
         start_epoch = int(saved.get("epoch", 0))
         best_map = float(saved.get("best_map", -1.0))
         log.info(f"resumed {cfg.resume} at epoch {start_epoch}, step {saved.get('global_step', 0)}")
@@ -156,4 +166,6 @@ def build_training(cfg, train_info, num_classes, device, eval_info=None):
     evaluate = None
     if eval_info is not None and device.is_main:
         evaluate = partial(DatasetEvaluator(cfg, net, eval_info), verbose=False)
+        if ema is not None:
+            evaluate = partial(_evaluate_averaged, evaluate, ema)
     return TrainingSession(cfg, net, train_step, dataset, lr, start_epoch, meta, device, evaluate, dump)

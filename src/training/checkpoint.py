@@ -1,8 +1,9 @@
 """Checkpoints: one format for every use, written atomically.
 
 A checkpoint holds the detector's parameters under names relative to the detector (`backbone.features.0...`),
-then, under `train_state.`, the optimizer moments, its step counter and the loss scale, and as metadata the
-epoch, the global step, the model name and the class names. Eval and export read only the detector part;
+with the model EMA the same parameters averaged under `ema.` (`ema.backbone.features.0...`), then, under
+`train_state.`, the optimizer moments, its step counter and the loss scale, and as metadata the epoch, the global
+step, the model name and the class names. Eval and export read the detector part (the EMA's by default);
 `--resume` reads everything.
 """
 import json
@@ -11,6 +12,7 @@ import os
 import mindspore as ms
 
 from ..fileio import atomic_path
+from .ema import EMA_PREFIX
 
 TRAIN_STATE = "train_state."
 META_KEYS = ("epoch", "global_step", "model_name", "class_names", "category_ids", "best_map")
@@ -30,7 +32,8 @@ def save_checkpoint(path, net, train_cell=None, meta=None):
     if train_cell is not None:
         for param in train_cell.get_parameters():
             if id(param) not in seen:
-                entries.append({"name": TRAIN_STATE + param.name, "data": param})
+                averaged = param.name.startswith(EMA_PREFIX)  # the EMA's weights, named as the detector's
+                entries.append({"name": param.name if averaged else TRAIN_STATE + param.name, "data": param})
                 seen.add(id(param))
     append = {}
     for key, value in (meta or {}).items():
@@ -81,7 +84,7 @@ def load_into(net, params, path, prefix="", filter_prefixes=(), strict=False):
         param.set_data(ms.Tensor(value.asnumpy(), param.dtype))
         loaded.append(name)
     names = {n for n, _ in net.parameters_and_names()}
-    unexpected = [k for k in available if k not in names and not k.startswith(TRAIN_STATE)]
+    unexpected = [k for k in available if k not in names and not k.startswith((TRAIN_STATE, EMA_PREFIX))]
     if not loaded:
         # Example names on both sides show at a glance whether a prefix or a whole model is wrong.
         ours = next((n for n, _ in net.parameters_and_names()), "-")
@@ -91,6 +94,20 @@ def load_into(net, params, path, prefix="", filter_prefixes=(), strict=False):
     if strict and missing:
         raise CheckpointError(f"{path}: {len(missing)} model parameters are missing, e.g. '{missing[0]}'")
     return loaded, missing, unexpected
+
+
+def has_ema(params):
+    return any(k.startswith(EMA_PREFIX) for k in params)
+
+
+def load_weights(net, params, path, use_ema=True):
+    """Load a checkpoint's weights for inference, strictly: its EMA weights when it has them and `use_ema`, else
+    its raw ones. Returns which: "EMA" or "raw"."""
+    if use_ema and has_ema(params):
+        load_into(net, params, path, prefix=EMA_PREFIX, strict=True)
+        return "EMA"
+    load_into(net, params, path, strict=True)
+    return "raw"
 
 
 def load_train_state(train_cell, params, path):

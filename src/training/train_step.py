@@ -1,4 +1,5 @@
-"""One training step: loss scaling (fixed or dynamic), gradient all-reduce, overflow skip, global-norm clipping."""
+"""One training step: loss scaling (fixed or dynamic), gradient all-reduce, overflow skip, global-norm clipping, and
+the model EMA's update."""
 import mindspore as ms
 import mindspore.nn as nn
 import mindspore.ops as ops
@@ -15,12 +16,15 @@ def _unscale(scale, grad):
 class TrainStep(nn.TrainOneStepWithLossScaleCell):
     """MindSpore's loss-scale step plus gradient clipping. Returns (loss, overflow, loss scale).
 
-    When the gradients overflow (inf/NaN) the optimizer step is skipped; a dynamic scale then shrinks.
+    When the gradients overflow (inf/NaN) the optimizer step is skipped; a dynamic scale then shrinks. `ema` (a
+    ModelEMA, optional) is updated after every optimizer step that was taken.
     """
 
-    def __init__(self, network_with_loss, optimizer, scale_sense, clip_norm=0.0):
+    def __init__(self, network_with_loss, optimizer, scale_sense, clip_norm=0.0, ema=None):
         super().__init__(network_with_loss, optimizer, scale_sense)
         self.clip_norm = float(clip_norm)
+        self.ema = ema
+        self.use_ema = ema is not None
         # The base class reads the Ascend float-status registers on every non-GPU target, which the CPU lacks;
         # the inf/NaN check over the gradients works everywhere but on Ascend 910A.
         self.check_by_value = ms.get_context("device_target") != "Ascend"
@@ -44,6 +48,8 @@ class TrainStep(nn.TrainOneStepWithLossScaleCell):
             grads = ops.clip_by_global_norm(grads, self.clip_norm)
         if not overflow:
             loss = ops.depend(loss, self.optimizer(grads))
+            if self.use_ema:  # MindSpore orders side effects as written: the average sees the updated weights
+                loss = ops.depend(loss, self.ema())
         return loss, cond, scaling_sens
 
 
