@@ -242,6 +242,12 @@ def _parse_cli_value(key, tokens, default):
             except yaml.YAMLError:
                 raise ConfigError(f"{where}: --{key}: cannot parse {tokens[0]!r} as a list") from None
         else:
+            # One token with commas is the list written out (`--classes cat,dog`, `--img_shape 320,320`).
+            if len(tokens) == 1 and "," in tokens[0]:
+                tokens = [t.strip() for t in tokens[0].split(",")]
+                if not all(tokens):
+                    raise ConfigError(f"{where}: --{key}: empty item in {','.join(tokens)!r}; write the items "
+                                      f"separated by spaces (--{key} a b c) or by commas without gaps (a,b,c)")
             # Numbers become numbers; anything else stays the string typed (a class named `yes` stays `yes`).
             value = [_number_or_string(t) for t in tokens]
         return _coerce(key, value, default, where)

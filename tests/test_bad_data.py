@@ -23,7 +23,7 @@ from src.data.records import MAX_IMAGE_PIXELS, DatasetError, fits_int64, image_h
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSES = ["cat", "dog"]
 FORMATS = ["coco", "voc", "txt"]
-UNKNOWN_COCO_ID, UNKNOWN_TXT_INDEX = 99, 7   # what an unknown class name becomes in COCO and TXT
+UNKNOWN_COCO_ID, UNKNOWN_TXT_INDEX = 99, -1  # what an unknown class name becomes in COCO and TXT
 
 
 # -- images ----------------------------------------------------------------------------------------------------------
@@ -96,7 +96,7 @@ def write_dataset(fmt, root, images, classes=CLASSES):
         return (lambda: parse_voc(image_dir, classes)), (lambda k: f"train/{k}.xml")
     lines = []
     for name, _, boxes in images:
-        tokens = [",".join(_num(v) for v in (x1, y1, x2, y2)) + f",{classes.index(c) if c in classes else 7}"
+        tokens = [",".join(_num(v) for v in (x1, y1, x2, y2)) + f",{classes.index(c) if c in classes else UNKNOWN_TXT_INDEX}"
                   for x1, y1, x2, y2, c in boxes]
         lines.append(" ".join([name] + tokens))
     with open(os.path.join(root, "a.txt"), "w") as f:

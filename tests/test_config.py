@@ -125,3 +125,18 @@ def test_saved_run_config_loads_back_as_a_config_file(tmp_path):
 def test_more_workers_than_cores_is_a_config_error():
     with pytest.raises(ConfigError, match="num_parallel_workers.*cores"):
         load_config(num_parallel_workers=(os.cpu_count() or 1) + 1)
+
+
+def test_a_list_given_as_one_comma_separated_token_is_split():
+    from src.config import parse_config
+    cfg = parse_config(["--classes", "tshirt,trouser,pullover", "--img_shape", "320,320"])
+    assert cfg.classes == ["tshirt", "trouser", "pullover"] and cfg.img_shape == [320, 320]
+    assert parse_config(["--classes", "tshirt", "trouser"]).classes == ["tshirt", "trouser"]
+
+
+def test_an_empty_item_in_a_comma_list_is_one_line(capsys):
+    from src.config import parse_config
+    with pytest.raises(SystemExit) as e:
+        parse_config(["--classes", "cat,,dog"])
+    assert e.value.code == 2
+    assert "--classes: empty item" in capsys.readouterr().err

@@ -183,7 +183,7 @@ def test_txt_bad_lines_boxes_and_paths_are_counted(tmp_path):
     outside = tmp_path / "outside.jpg"
     write_jpg(str(outside), 10, 10)
     lines = [
-        "1.jpg 2,3,20,25,0 5,5,5,10,1 10,10,5,5,2 1,1,9,9,7 30,20,60,50,0 50,40,60,50,1 nan,1,5,5,0",  # line 1
+        "1.jpg 2,3,20,25,0 5,5,5,10,1 10,10,5,5,2 1,1,9,9,-1 30,20,60,50,0 50,40,60,50,1 nan,1,5,5,0",  # line 1
         "2.jpg 1,2,3,4",                      # 2: four numbers
         "3.jpg a,b,c,d,0",                    # 3: text where numbers belong
         "missing.jpg 1,1,5,5,0",              # 4
@@ -200,7 +200,7 @@ def test_txt_bad_lines_boxes_and_paths_are_counted(tmp_path):
     report = parsed.report
 
     assert [r.source for r in recs] == ["train.txt:1"]
-    # 2 + 3 zero-area/inverted/nan, unknown class 7; box 30,20,60,50 clipped to 40x30; 50,40,60,50 wholly outside
+    # 2 + 3 zero-area/inverted/nan, unknown class -1; box 30,20,60,50 clipped to 40x30; 50,40,60,50 wholly outside
     np.testing.assert_allclose(recs[0].boxes, [[2, 3, 20, 25], [30, 20, 40, 30]])
     assert report.drop_reasons == {"zero-area or inverted": 2, "unknown class": 1, "not a finite number": 1,
                                    "outside image": 1}
@@ -213,7 +213,7 @@ def test_txt_bad_lines_boxes_and_paths_are_counted(tmp_path):
                      "train.txt:6: skipped image: path outside image folder",
                      "train.txt:7: skipped image: path outside image folder",
                      "train.txt:8: skipped image: duplicate image",
-                     "train.txt:1: dropped box: unknown class (box 4: class index 7, 3 classes)",
+                     "train.txt:1: dropped box: unknown class (box 4: class index -1, 3 classes)",
                      "train.txt:1: dropped box: zero-area or inverted (box 2",
                      "train.txt:1: clipped box to the image"]:
         assert expected in text, expected
@@ -221,6 +221,17 @@ def test_txt_bad_lines_boxes_and_paths_are_counted(tmp_path):
                                  "1 duplicate image, 1 missing image, 1 unreadable image); dropped 5 boxes "
                                  "(2 zero-area or inverted, 1 unknown class, 1 not a finite number, "
                                  "1 outside image); clipped 1 boxes")
+
+
+def test_a_txt_class_index_beyond_the_class_list_stops_with_one_line(tmp_path):
+    """Not a bad record: the data and --classes disagree, and going on would drop most boxes and learn nothing."""
+    img = write_images(tmp_path / "img")
+    (tmp_path / "train.txt").write_text("1.jpg 2,3,20,25,0\n\n2.jpg 1,1,9,9,1 2,2,8,8,3\n")
+    with pytest.raises(DatasetError) as e:
+        parse_txt(str(tmp_path / "train.txt"), str(img), CLASSES)
+    assert str(e.value).startswith(f"{tmp_path / 'train.txt'}:3: box 2 has class index 3, but there are 3 classes "
+                                   f"({', '.join(CLASSES)}); indices run from 0 to 2")
+    assert "\n" not in str(e.value)
 
 
 def test_coco_bad_entries_are_reported_with_ids(tmp_path):

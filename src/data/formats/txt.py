@@ -65,6 +65,10 @@ def _read_lines(anno_path: str) -> list[tuple[int, str, list]]:
     return rows
 
 
+def _class_list(classes, shown=5):
+    return ", ".join(classes[:shown]) + (", ..." if len(classes) > shown else "")
+
+
 def parse_txt(anno_path: str, image_dir: str, classes: Sequence[str] | None) -> ParsedDataset:
     """Read a TXT annotation file; ``classes`` gives the name of each class index.
 
@@ -100,7 +104,13 @@ def parse_txt(anno_path: str, image_dir: str, classes: Sequence[str] | None) -> 
             continue
         table = np.array(boxes, np.float64).reshape(-1, 5)
         labels = table[:, 4].astype(np.int64)
-        known = (labels >= 0) & (labels < num_classes)
+        if (labels >= num_classes).any():
+            # Not a bad record but data and config that disagree: going on would drop most boxes and learn nothing.
+            k = int(np.flatnonzero(labels >= num_classes)[0])
+            raise DatasetError(f"{anno_path}:{number}: box {k + 1} has class index {labels[k]}, but there are "
+                               f"{num_classes} classes ({_class_list(classes)}); indices run from 0 to "
+                               f"{num_classes - 1}. Check --classes against the data")
+        known = labels >= 0
         for k in np.flatnonzero(~known):
             report.drop_boxes(source, "unknown class", detail=f"box {k + 1}: class index {labels[k]}, "
                                                               f"{num_classes} classes")
