@@ -10,23 +10,27 @@ from src.cli import run_main
 from src.config import parse_config
 
 
+# The config groups eval.py reads (default_config.yaml), and `loss`, which sets the head's outputs.
+GROUPS = ("model", "anchors", "data", "eval", "nms", "checkpoint", "device")
+
+
 def main(argv=None):
     cfg = parse_config(argv, description="Evaluate a detector checkpoint with COCO mAP.",
-                       required=("checkpoint_path",), run_config_from="checkpoint_path")
-    from src.data.sources import prepare_split, resolve_num_classes
-    from src.device import setup_device
+                       required=("checkpoint_path",), run_config_from="checkpoint_path", groups=GROUPS, keys=("loss",))
+    from src.data.sources import build_split, resolve_num_classes
+    from src.device import device_from_config
     from src.evaluation.runner import DatasetEvaluator
     from src.fileio import write_json_atomic
     from src.models.detector import build_detector
     from src.training.checkpoint import load_weights, read_checkpoint
 
     params, meta = read_checkpoint(cfg.checkpoint_path)
-    setup_device(cfg)
+    device_from_config(cfg)
     # The checkpoint's class list keeps labels aligned with what the model was trained on.
-    info = prepare_split(cfg, "eval", classes=list(cfg.classes) or meta.get("class_names"))
-    net = build_detector(cfg, resolve_num_classes(cfg, info.class_names))
-    weights = load_weights(net, params, cfg.checkpoint_path, cfg.ema)
-    evaluator = DatasetEvaluator(cfg, net, info)
+    info = build_split(cfg, "eval", classes=list(cfg.classes) or meta.get("class_names"))
+    net = build_detector(cfg, resolve_num_classes(cfg.num_classes, info.class_names))
+    weights = load_weights(net, params, cfg.checkpoint_path, cfg.ema_weights)
+    evaluator = DatasetEvaluator.from_config(cfg, net, info)
     print(f"evaluating {cfg.checkpoint_path} ({weights} weights) on {info.num_images} images")
     result = evaluator()
     stem = os.path.splitext(os.path.abspath(cfg.checkpoint_path))[0]

@@ -1,34 +1,38 @@
 """Export a checkpoint's inference network (detector + box decoding) to MINDIR, AIR or ONNX.
 
-    python export.py --checkpoint_path runs/NAME/best.ckpt --file_format ONNX [--file_name N] [--batch_size B]
+    python export.py --checkpoint_path runs/NAME/best.ckpt --file_format ONNX [--file_name N] [--export_batch_size B]
 
 The graph takes `image` [B, 3, H, W] float32 (normalised as in eval) and returns `boxes` [B, A, 4] (normalised
 x1, y1, x2, y2) and `scores` [B, A, C]; NMS stays outside and is shared with eval (`predict.py`,
 `postprocess.py`). Beside the model, `<name>.json` records the input size, normalisation, class names and NMS
-settings. The batch is static, 1 unless `--batch_size` is given (the config's training batch size is not used).
+settings. The batch is static: `--export_batch_size`, 1 by default.
 """
 import os
 import sys
 
 import src  # noqa: F401  (sets the oneDNN CPU kernel choice before MindSpore loads)
 from src.cli import run_main
-from src.config import given_on_command_line, parse_config
+from src.config import parse_config
+
+# The config groups export.py reads (default_config.yaml), and `loss`, which sets the head's outputs.
+GROUPS = ("model", "anchors", "nms", "checkpoint", "export", "device")
 
 
 def main(argv=None):
     cfg = parse_config(argv, description="Export a detector checkpoint to MINDIR, AIR or ONNX.",
-                       required=("checkpoint_path",), run_config_from="checkpoint_path")
+                       required=("checkpoint_path",), run_config_from="checkpoint_path", groups=GROUPS,
+                       keys=("loss",), renamed={"batch_size": "export_batch_size"})
     from src.deploy.exporter import check_format, export_model
-    from src.deploy.loading import category_ids, inference_net, load_detector
-    from src.device import setup_device
+    from src.deploy.loading import card_from_config, category_ids, inference_net, load_detector
+    from src.device import device_from_config
 
-    setup_device(cfg)
+    device_from_config(cfg)
     file_format = check_format(cfg.file_format)   # before the model is built: AIR fails fast off Ascend
-    batch_size = int(cfg.batch_size) if given_on_command_line("batch_size", argv) else 1
+    batch_size = int(cfg.export_batch_size)
     net, names, meta = load_detector(cfg)
     file_name = cfg.file_name or os.path.splitext(cfg.checkpoint_path)[0]
-    path, card = export_model(cfg, inference_net(cfg, net), names, category_ids(meta, names), file_format,
-                              file_name, batch_size)
+    card = card_from_config(cfg, names, category_ids(meta, names), net.spec.num_anchors)
+    path, card = export_model(inference_net(net, cfg.prior_scaling), card, file_format, file_name, batch_size)
     print(f"exported {cfg.model_name} ({len(names)} classes, input {batch_size}x3x{cfg.img_shape[0]}x"
           f"{cfg.img_shape[1]}) to {path}; card {card}")
     return 0

@@ -1,7 +1,7 @@
 """COCO mAP of the C++ program's outputs (`<stem>_0.bin` boxes, `<stem>_1.bin` scores per image).
 
     python postprocess.py --result_path ascend310_infer/result_Files --img_path val2017 \
-        --anno_path annotations/instances_val2017.json [--model_card runs/NAME/best.json]
+        --gt_json annotations/instances_val2017.json [--model_card runs/NAME/best.json]
 
 NMS and rescaling are eval's own code. Labels map to the annotation's categories sorted by id, or to the class
 names and ids of `--model_card` (the .json export.py writes), whose NMS settings are then used as well.
@@ -16,6 +16,10 @@ from src.cli import run_main
 from src.config import ConfigError, parse_config
 
 
+# The config groups postprocess.py reads (default_config.yaml).
+GROUPS = ("postprocess", "nms")
+
+
 def label_mapping(cfg, gt):
     """(class names, category ids, NMS settings source) from the model card or the annotation file."""
     if cfg.model_card:
@@ -24,26 +28,27 @@ def label_mapping(cfg, gt):
         return card["class_names"], card["category_ids"], card["nms"]
     categories = sorted(gt.get("categories", []), key=lambda c: c["id"])
     if not categories:
-        raise ConfigError(f"{cfg.anno_path}: no categories")
+        raise ConfigError(f"{cfg.gt_json}: no categories")
     return [c["name"] for c in categories], [c["id"] for c in categories], cfg
 
 
 def main(argv=None):
     cfg = parse_config(argv, description="COCO mAP of the C++ inference outputs.",
-                       required=("result_path", "img_path", "anno_path"))
+                       required=("result_path", "img_path", "gt_json"), groups=GROUPS,
+                       renamed={"anno_path": "gt_json"})
     from src.deploy.bin_results import image_size, read_result_bins
-    from src.deploy.runtimes import nms_params
+    from src.deploy.runtimes import command_line_nms, nms_params
     from src.evaluation.coco_evaluator import COCOEvaluator
     from src.evaluation.postprocess import image_detections
 
     for key in ("result_path", "img_path"):
         if not os.path.isdir(cfg[key]):
             raise FileNotFoundError(f"--{key}: {cfg[key]} is not a folder")
-    with open(cfg.anno_path, encoding="utf-8") as f:
+    with open(cfg.gt_json, encoding="utf-8") as f:
         gt = json.load(f)
     names, ids, nms_source = label_mapping(cfg, gt)
-    params = nms_params(cfg, nms_source, argv)
-    evaluator = COCOEvaluator(cfg.anno_path, names, ids)
+    params = nms_params(nms_source, command_line_nms(cfg))
+    evaluator = COCOEvaluator(cfg.gt_json, names, ids)
     missing = 0
     for entry in gt["images"]:
         stem = os.path.splitext(os.path.basename(entry["file_name"]))[0]
@@ -54,7 +59,7 @@ def main(argv=None):
         evaluator.add(entry["id"], *image_detections(*outputs, image_size(entry, cfg.img_path), params))
     if missing == len(gt["images"]):
         raise FileNotFoundError(f"--result_path: no <stem>_0.bin/_1.bin files in {cfg.result_path} for the "
-                                f"{missing} images of {cfg.anno_path}")
+                                f"{missing} images of {cfg.gt_json}")
     if missing:
         print(f"warning: {missing} of {len(gt['images'])} images have no output files; scored as no detections",
               file=sys.stderr)

@@ -15,18 +15,25 @@ from src.cli import run_main
 from src.config import ConfigError, parse_config
 
 
+# The config groups predict.py reads (default_config.yaml), and `loss`, which sets the head's outputs.
+GROUPS = ("model", "anchors", "nms", "checkpoint", "predict", "device")
+
+
 def main(argv=None):
     cfg = parse_config(argv, description="Detect objects in images with a checkpoint or an exported model.",
-                       required=("images",), run_config_from="checkpoint_path")
+                       required=("images",), run_config_from="checkpoint_path", groups=GROUPS, keys=("loss",))
     if bool(cfg.checkpoint_path) == bool(cfg.model_file):
         raise ConfigError("give exactly one of --checkpoint_path (a .ckpt) and --model_file (a .mindir or .onnx)")
     from src.deploy.predictor import Predictor, detections_doc, list_images, output_stems, read_rgb, write_prediction
-    from src.deploy.runtimes import open_checkpoint, open_model_file
-    from src.device import setup_device
+    from src.deploy.runtimes import command_line_nms, open_checkpoint, open_model_file
+    from src.device import device_from_config
 
     paths = list_images(cfg.images)
-    setup_device(cfg)
-    runtime, info = open_model_file(cfg, cfg.model_file, argv) if cfg.model_file else open_checkpoint(cfg)
+    device_from_config(cfg)
+    if cfg.model_file:
+        runtime, info = open_model_file(cfg.model_file, command_line_nms(cfg))
+    else:
+        runtime, info = open_checkpoint(cfg)
     predictor = Predictor(runtime, info)
     os.makedirs(cfg.out, exist_ok=True)
     skipped = 0

@@ -16,6 +16,10 @@ from src.data.records import DatasetError
 from src.fileio import atomic_path
 
 
+# The config groups train.py reads (default_config.yaml); -h lists their keys.
+GROUPS = ("model", "anchors", "loss", "data", "augmentation", "train", "eval", "nms", "device")
+
+
 def make_run_dir(cfg):
     if cfg.resume:
         return os.path.dirname(os.path.abspath(cfg.resume))
@@ -30,14 +34,14 @@ def prepare_data(cfg, device):
     then they reuse its files; one that cannot (no shared storage) fails with a clear message, never rebuilds.
     An exception on rank 0 ends its process, and the launcher then stops the ranks still waiting.
     """
-    from src.data.sources import prepare_split, resolve_num_classes
+    from src.data.sources import build_split, resolve_num_classes
 
     def prepare(build=True):
-        train_info = prepare_split(cfg, "train", build=build)
-        num_classes = resolve_num_classes(cfg, train_info.class_names)
+        train_info = build_split(cfg, "train", build=build)
+        num_classes = resolve_num_classes(cfg.num_classes, train_info.class_names)
         eval_info = None
         if cfg.run_eval and device.is_main:  # evaluation runs on rank 0 only
-            eval_info = prepare_split(cfg, "eval", classes=train_info.class_names, build=build)
+            eval_info = build_split(cfg, "eval", classes=train_info.class_names, build=build)
         return train_info, eval_info, num_classes
 
     if device.is_main:
@@ -54,8 +58,8 @@ def prepare_data(cfg, device):
 
 
 def main(argv=None):
-    cfg = parse_config(argv, description="Train a single-shot detector.", run_config_from="resume")
-    from src.data.sources import prepare_split
+    cfg = parse_config(argv, description="Train a single-shot detector.", run_config_from="resume", groups=GROUPS)
+    from src.data.sources import build_split
     from src.training.checkpoint import CheckpointError
 
     # Checked before the (possibly long) dataset conversion.
@@ -64,15 +68,15 @@ def main(argv=None):
             raise CheckpointError(f"--{key}: checkpoint not found: {cfg[key]}")
 
     if cfg.only_create_dataset:
-        info = prepare_split(cfg, "train")
-        prepare_split(cfg, "eval", classes=info.class_names)
+        info = build_split(cfg, "train")
+        build_split(cfg, "eval", classes=info.class_names)
         return 0
 
-    from src.device import setup_device
+    from src.device import device_from_config
     from src.training.builder import build_training
     from src.training.trainer import setup_logging
 
-    device = setup_device(cfg, distributed=cfg.run_distribute)
+    device = device_from_config(cfg, training=True)
     run_dir = make_run_dir(cfg)
     log = setup_logging(run_dir if device.is_main else None, device.rank)
     if device.is_main:  # one run folder, config, log and set of checkpoints per job: rank 0's
@@ -83,7 +87,7 @@ def main(argv=None):
     log.info(f"run folder {run_dir}; device {device.device_target}, {device.group_size} device(s); "
              f"{train_info.num_images} training images, {num_classes} classes")
     session = build_training(cfg, train_info, num_classes, device, eval_info)
-    trainer = session.trainer(run_dir)
+    trainer = session.build_trainer(run_dir)
     trainer.fit(session.start_epoch)
     if device.is_main:
         log.info(f"checkpoints in {run_dir}")

@@ -131,7 +131,7 @@ grep -E "average time|unreadable" "$run_dir/infer.log" || true
 # -- accuracy ----------------------------------------------------------------------------------------------------------
 echo "mAP (log: $run_dir/acc.log) ..."
 if ! (cd "$repo" && "$python_bin" postprocess.py --result_path "$run_dir/result_Files" --img_path "$data" \
-    --anno_path "$anno" "${card_flags[@]}") &> "$run_dir/acc.log"; then
+    --gt_json "$anno" "${card_flags[@]}") &> "$run_dir/acc.log"; then
   show_log "$run_dir/acc.log"
   die "postprocess failed"
 fi

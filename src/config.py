@@ -91,7 +91,9 @@ def validate(cfg):
 
 
 class Config(dict):
-    """A dict whose keys can also be read as attributes (`cfg.lr`)."""
+    """A dict whose keys can also be read as attributes (`cfg.lr`). `command_line`: the keys given as flags."""
+
+    command_line = frozenset()
 
     def __getattr__(self, name):
         try:
@@ -191,8 +193,29 @@ def _coerce_number_list(key, value, where):
     return value
 
 
+def _flatten_groups(values, path, groups=None):
+    """{group: {key: value}} -> ({key: value}, {key: group}). In a file that is not the root, a top-level key may
+    also be a plain key (the usual, flat form of a model config) or a group of the root's."""
+    flat, owner = {}, {}
+    for name, value in values.items():
+        if isinstance(value, dict) and (groups is None or name in set(groups.values())):
+            for key, inner in value.items():
+                if key in flat:
+                    raise ConfigError(f"{path}: key '{key}' appears in group '{owner[key]}' and in '{name}'")
+                flat[key], owner[key] = inner, name
+        else:
+            if groups is None:  # a flat root file: its keys form one group
+                owner[name] = "general"
+            flat[name] = value
+    return flat, owner
+
+
 def load_yaml_chain(path):
-    """Load a config file and the `__BASE__` files it inherits from. Returns (values, helps)."""
+    """Load a config file and the `__BASE__` files it inherits from. Returns (values, helps, groups).
+
+    The root of the chain defines the keys, grouped by what reads them (`{group: {key: default}}`); `groups` maps
+    each key to its group. Every other file may only change values, as flat keys (or under a group's name).
+    """
     path = os.path.abspath(path)
     seen = []
     chain = []
@@ -207,20 +230,20 @@ def load_yaml_chain(path):
         chain.append((path, values, helps))
         path = os.path.normpath(os.path.join(os.path.dirname(path), base)) if base else None
 
-    # The root of the chain defines the keys; every other file may only change them.
-    root_path, merged, helps = chain[-1]
+    root_path, root_values, helps = chain[-1]
+    merged, groups = _flatten_groups(root_values, root_path)
     if "config_path" in merged:
         raise ConfigError(f"{root_path}: 'config_path' is reserved for the command line")
-    merged = dict(merged)
     helps = dict(helps)
     for path, values, extra_help in reversed(chain[:-1]):
-        for key, value in values.items():
+        flat, _ = _flatten_groups(values, path, groups)
+        for key, value in flat.items():
             if key not in merged:
                 hint = difflib.get_close_matches(key, merged, n=1)
                 raise ConfigError(f"{path}: unknown key '{key}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
             merged[key] = _coerce(key, value, merged[key], os.path.basename(path))
         helps.update(extra_help)
-    return merged, helps
+    return merged, helps, groups
 
 
 def _number_or_string(token):
@@ -263,18 +286,28 @@ def _parse_cli_value(key, tokens, default):
     return _coerce(key, value, default, where)
 
 
-def _build_parser(values, helps, description):
+# Flags that users of the MindSpore model zoo have in their scripts, and the key each one means here.
+ZOO_ALIASES = {"checkpoint_file_path": "checkpoint_path", "output_path": "output_dir"}
+
+
+def _build_parser(values, helps, groups, readable, description):
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Every key of the YAML config can be given here; lists take several values (--img_shape 320 320) "
-               "or one YAML string (--aspect_ratios '[[2], [2, 3]]').")
+        epilog="Lists take several values (--img_shape 320 320), one comma-separated token (--classes cat,dog) or one "
+               "YAML string (--aspect_ratios '[[2], [2, 3]]').")
     parser.add_argument("--config_path", default=DEFAULT_CONFIG, help="YAML config file (default: default_config.yaml)")
+    sections = {}
     for key, default in values.items():
+        if key not in readable:
+            continue
+        group = groups.get(key, "general")
+        if group not in sections:
+            sections[group] = parser.add_argument_group(f"{group} keys")
         shown = yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip()
         text = f"{helps.get(key, '')} [{_type_name(default)}, default: {shown}]"
         nargs = "+" if isinstance(default, list) else None
-        parser.add_argument(f"--{key}", dest=key, nargs=nargs, default=argparse.SUPPRESS, metavar=key.upper(),
-                            help=text.replace("%", "%%"))
+        sections[group].add_argument(f"--{key}", dest=key, nargs=nargs, default=argparse.SUPPRESS,
+                                     metavar=key.upper(), help=text.replace("%", "%%"))
     return parser
 
 
@@ -287,10 +320,27 @@ def _flag_value(argv, flag):
     return None
 
 
-def given_on_command_line(key, argv=None):
-    """Whether `--key` was passed explicitly (for keys whose meaning differs between entry points)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    return _flag_value(argv, f"--{key}") is not None
+def _apply_aliases(argv, readable):
+    """The model zoo's flag names, for the keys this entry point reads (`--checkpoint_file_path X`)."""
+    out = []
+    for arg in argv:
+        name, sep, rest = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+        if name in ZOO_ALIASES and ZOO_ALIASES[name] in readable:
+            arg = f"--{ZOO_ALIASES[name]}{sep}{rest}"
+        out.append(arg)
+    return out
+
+
+def _unknown_flag_message(name, prog, values, groups, readable, renamed):
+    if name in renamed:
+        return f"{prog} reads --{renamed[name]} now, not --{name}"
+    if name in values:
+        return (f"{prog} does not read --{name} (a key of the '{groups.get(name, 'general')}' group); "
+                f"'{prog} -h' lists the keys it reads")
+    if name in ZOO_ALIASES:
+        return f"{prog} does not read --{name} (the model zoo's name for --{ZOO_ALIASES[name]})"
+    hint = difflib.get_close_matches(name, sorted(readable), n=1)
+    return f"unknown key '--{name}'" + (f" (did you mean '--{hint[0]}'?)" if hint else "")
 
 
 def run_config_path(checkpoint):
@@ -299,32 +349,43 @@ def run_config_path(checkpoint):
     return path if os.path.isfile(path) else None
 
 
-def parse_config(argv=None, description=None, required=(), run_config_from=None):
+def parse_config(argv=None, description=None, required=(), run_config_from=None, groups=None, keys=(),
+                 renamed=None):
     """Load the config named by `--config_path` (default_config.yaml) and apply command-line overrides.
 
+    `groups` (and single `keys` of other groups) are what the calling entry point reads: `-h` lists those keys, and
+    any other key on the command line is an error naming the entry point (None: every key). `renamed` maps a key's
+    old name to its new one, for a one-line hint. A file may hold every key: a run's config.yaml loads everywhere.
     With `run_config_from` (a key such as `checkpoint_path`), a run's saved `config.yaml` beside that file is the
     default instead, so that a checkpoint is evaluated or resumed with the settings it was trained with.
     Errors (unknown key, bad value, missing required key) print one line and exit with code 2, as argparse does.
+    The keys given on the command line are in `cfg.command_line`.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    renamed = dict(renamed or {})
     config_path = _flag_value(argv, "--config_path")
+    try:
+        values, helps, key_groups = load_yaml_chain(config_path or DEFAULT_CONFIG)
+    except ConfigError as e:
+        _exit_with_error(str(e))
+    readable = set(values) if groups is None else {k for k in values if key_groups.get(k) in groups} | set(keys)
+    argv = _apply_aliases(argv, readable)
     if config_path is None and run_config_from:
         source = _flag_value(argv, f"--{run_config_from}")
         config_path = run_config_path(source) if source else None
         if config_path:
             print(f"using the run's config {config_path} (--config_path overrides)", file=sys.stderr)
+            try:
+                values, helps, key_groups = load_yaml_chain(config_path)
+            except ConfigError as e:
+                _exit_with_error(str(e))
     config_path = config_path or DEFAULT_CONFIG
-    try:
-        values, helps = load_yaml_chain(config_path)
-    except ConfigError as e:
-        _exit_with_error(str(e))
-    parser = _build_parser(values, helps, description)
+    parser = _build_parser(values, helps, key_groups, readable, description)
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         flag = next((u for u in unknown if u.startswith("--")), unknown[0])
-        name = flag[2:].split("=", 1)[0]
-        hint = difflib.get_close_matches(name, values, n=1)
-        parser.error(f"unknown key '{flag}'" + (f" (did you mean '--{hint[0]}'?)" if hint else ""))
+        name = flag[2:].split("=", 1)[0] if flag.startswith("--") else flag
+        parser.error(_unknown_flag_message(name, parser.prog, values, key_groups, readable, renamed))
     cfg = Config(values)
     try:
         for key, tokens in vars(args).items():
@@ -338,12 +399,13 @@ def parse_config(argv=None, description=None, required=(), run_config_from=None)
     except ConfigError as e:
         parser.error(str(e))
     cfg["config_path"] = os.path.abspath(config_path)
+    object.__setattr__(cfg, "command_line", frozenset(k for k in vars(args) if k != "config_path"))
     return cfg
 
 
 def load_config(path=DEFAULT_CONFIG, **overrides):
     """Programmatic form: load a YAML chain and apply keyword overrides (type-checked). Raises ConfigError."""
-    values, _ = load_yaml_chain(path)
+    values, _, _ = load_yaml_chain(path)
     cfg = Config(values)
     for key, value in overrides.items():
         if key not in values:

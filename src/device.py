@@ -56,28 +56,31 @@ def check_launcher(target):
                       "scripts/run_distribute_train.sh (Ascend rank table)")
 
 
-def setup_device(cfg, distributed=False):
-    """Set mode and device from `cfg.mode` / `cfg.device_target`; with `distributed`, initialise communication.
+def setup_device(mode="GRAPH", device_target="auto", device_id=0, seed=1, distributed=False, device_num=0):
+    """Set the execution mode and the device; with `distributed`, initialise communication.
 
-    Only train.py passes `distributed` (from `cfg.run_distribute`): eval, export and predict run on one device even
-    when they read the config of a distributed run.
+    `device_id` is overridden by the DEVICE_ID environment variable, as launchers set it. `device_num` (the model
+    zoo's flag) is checked against the launcher's group size when it is not 0.
     """
-    mode = str(cfg.mode).upper()
+    mode = str(mode).upper()
     if mode not in _MODES:
-        raise ValueError(f"mode must be GRAPH or PYNATIVE, got {cfg.mode!r}")
+        raise ConfigError(f"mode must be GRAPH or PYNATIVE, got {mode!r}")
     ms.set_context(mode=_MODES[mode])
-    target = str(cfg.device_target)
+    target = str(device_target)
     if target.lower() != "auto":
         if target not in ("CPU", "GPU", "Ascend"):
-            raise ValueError(f"device_target must be auto, CPU, GPU or Ascend, got {target!r}")
+            raise ConfigError(f"device_target must be auto, CPU, GPU or Ascend, got {target!r}")
         if target == "CPU":
             ms.set_device("CPU")
         else:
-            ms.set_device(target, int(os.environ.get("DEVICE_ID", cfg.get("device_id", 0))))
+            ms.set_device(target, int(os.environ.get("DEVICE_ID", device_id)))
     target = ms.get_context("device_target")
-    ms.set_seed(int(cfg.seed))  # the same on every rank: the dataset shards are cut from one shuffled order
+    ms.set_seed(int(seed))  # the same on every rank: the dataset shards are cut from one shuffled order
 
     if not distributed:
+        if device_num > 1:
+            raise ConfigError(f"--device_num {device_num} needs --run_distribute True and a launcher that starts "
+                              "one process per device (scripts/run_distribute_train*.sh)")
         return DeviceInfo(target)
     check_launcher(target)
     from mindspore.communication import get_group_size, get_rank, init
@@ -85,6 +88,17 @@ def setup_device(cfg, distributed=False):
 
     init()  # under msrun's scheduler role this call serves the job and never returns
     rank, group_size = get_rank(), get_group_size()
+    if device_num and device_num != group_size:
+        raise ConfigError(f"--device_num {device_num} disagrees with the launcher, which started {group_size} "
+                          "processes; leave it at 0 to take the launcher's count")
     ms.set_auto_parallel_context(parallel_mode=ParallelMode.DATA_PARALLEL, gradients_mean=True,
                                  device_num=group_size)
     return DeviceInfo(target, rank, group_size, distributed=True)
+
+
+def device_from_config(cfg, training=False):
+    """setup_device with the config's device keys. Only training reads `run_distribute` and `device_num`: eval,
+    export and predict run on one device even when they read the config of a distributed run."""
+    if not training:
+        return setup_device(cfg.mode, cfg.device_target, cfg.device_id, cfg.get("seed", 1))
+    return setup_device(cfg.mode, cfg.device_target, cfg.device_id, cfg.seed, cfg.run_distribute, cfg.device_num)

@@ -130,7 +130,7 @@ def test_best_checkpoint_moves_only_to_a_better_finite_map(tmp_path):
             return 1
 
     net = small_net()
-    trainer = Trainer(net, None, OneStepDataset(), None, None, str(tmp_path), {"model_name": "m"})
+    trainer = Trainer(net, None, OneStepDataset(), None, str(tmp_path), {"model_name": "m"}, epochs=1, batch_size=1)
     decisions = [trainer.consider_best(v, epoch, epoch) for epoch, v in
                  enumerate([0.10, float("nan"), 0.05, float("inf"), 0.20, 0.20], start=1)]
     assert decisions == [True, False, False, False, True, False]

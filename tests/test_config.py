@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 
@@ -16,7 +17,7 @@ def _write(path, data):
 def test_model_config_inherits_and_overrides(tmp_path):
     _write(tmp_path / "base.yaml", "lr: 0.1\nimg_shape: [300, 300]\nname: a\n---\nlr: learning rate\n")
     child = _write(tmp_path / "child.yaml", "__BASE__: base.yaml\nlr: 0.5\n")
-    values, helps = load_yaml_chain(child)
+    values, helps, _ = load_yaml_chain(child)
     assert values == {"lr": 0.5, "img_shape": [300, 300], "name": "a"}
     assert helps["lr"] == "learning rate"
 
@@ -65,8 +66,9 @@ def test_exponent_floats_choices_and_string_lists():
 
 
 def test_every_key_has_help_text():
-    values, helps = load_yaml_chain(DEFAULT_CONFIG)
+    values, helps, groups = load_yaml_chain(DEFAULT_CONFIG)
     assert set(values) - set(helps) == set()
+    assert set(groups) == set(values)
 
 
 def test_model_configs_load_and_name_a_registered_model(repo_root):
@@ -140,3 +142,72 @@ def test_an_empty_item_in_a_comma_list_is_one_line(capsys):
         parse_config(["--classes", "cat,,dog"])
     assert e.value.code == 2
     assert "--classes: empty item" in capsys.readouterr().err
+
+
+# ---- each entry point reads its own groups -------------------------------------------------------------------------
+def _help_and_error(module, argv, capsys):
+    """(-h text, the error line for argv) of an entry point's main(), run in this process."""
+    import importlib
+    main = importlib.import_module(module).main
+    with pytest.raises(SystemExit) as e:
+        main(["-h"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1
+    return text, errors[0]
+
+
+@pytest.mark.parametrize("module, listed, absent, argv, message", [
+    ("train", ["--lr", "--expand_prob", "--min_score", "--eval_batch_size", "--device_num"],
+     ["--file_format", "--checkpoint_path", "--draw_score", "--gt_json", "--timed_steps"],
+     ["--file_format", "ONNX"], "train.py does not read --file_format (a key of the 'export' group)"),
+    ("eval", ["--checkpoint_path", "--coco_root", "--min_score", "--ema_weights", "--loss"],
+     ["--lr", "--expand_prob", "--file_format", "--focal_alpha"],
+     ["--checkpoint_path", "x.ckpt", "--lr", "0.1"], "eval.py does not read --lr (a key of the 'train' group)"),
+    ("export", ["--file_format", "--export_batch_size", "--checkpoint_path", "--img_shape"],
+     ["--lr", "--coco_root", "--batch_size", "--images"],
+     ["--checkpoint_path", "x.ckpt", "--batch_size", "2"], "export.py reads --export_batch_size now, not --batch_size"),
+    ("predict", ["--images", "--model_file", "--draw_score", "--min_score"],
+     ["--lr", "--coco_root", "--file_format"],
+     ["--images", "a.jpg", "--epoch_size", "3"], "predict.py does not read --epoch_size (a key of the 'train' group)"),
+    ("postprocess", ["--result_path", "--gt_json", "--model_card", "--nms_threshold"],
+     ["--lr", "--img_shape", "--anno_path", "--checkpoint_path"],
+     ["--anno_path", "a.json"], "postprocess.py reads --gt_json now, not --anno_path"),
+    ("benchmark", ["--timed_steps", "--lr", "--steps"], ["--file_format", "--checkpoint_path"],
+     ["--images", "x"], "benchmark.py does not read --images (a key of the 'predict' group)"),
+])
+def test_help_lists_the_entry_points_keys_and_others_are_one_line(module, listed, absent, argv, message, capsys,
+                                                                    monkeypatch):
+    monkeypatch.setattr(sys, "argv", [f"{module}.py"])
+    text, error = _help_and_error(module, argv, capsys)
+    flags = set(re.findall(r"^\s+(--[a-z_0-9]+)", text, re.M))
+    assert set(listed) <= flags, set(listed) - flags
+    assert not set(absent) & flags, set(absent) & flags
+    assert message in error, error
+
+
+def test_model_zoo_flags_mean_what_they_mean_there():
+    from src.config import parse_config
+    cfg = parse_config(["--checkpoint_file_path", "a.ckpt", "--loss_scale=1"], groups=("checkpoint", "train"))
+    assert cfg.checkpoint_path == "a.ckpt" and cfg.loss_scale == 1.0
+    assert parse_config(["--output_path", "out/x"], groups=("train",)).output_dir == "out/x"
+
+
+def test_the_keys_given_on_the_command_line_are_recorded():
+    from src.config import parse_config
+    cfg = parse_config(["--min_score", "0.3", "--lr=0.2"])
+    assert cfg.command_line == {"min_score", "lr"}
+    assert load_config().command_line == frozenset()
+
+
+def test_a_model_file_may_set_keys_flat_or_under_their_group(tmp_path):
+    child = _write(tmp_path / "m.yaml", f"__BASE__: {DEFAULT_CONFIG}\nlr: 0.2\ntrain:\n  epoch_size: 7\n")
+    cfg = load_config(child)
+    assert cfg.lr == 0.2 and cfg.epoch_size == 7
+    bad = _write(tmp_path / "bad.yaml", f"__BASE__: {DEFAULT_CONFIG}\ntrain:\n  epoch_sise: 7\n")
+    with pytest.raises(ConfigError, match="bad.yaml: unknown key 'epoch_sise'"):
+        load_config(bad)

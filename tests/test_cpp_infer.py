@@ -68,7 +68,7 @@ def test_cpp_inference_gives_evals_map(deployed, tmp_path):
     assert eval_map > 0.0 and abs(cpp_map - eval_map) <= 0.005, (cpp_map, eval_map)
 
     # The raw outputs equal the Python reference path (onnxruntime on eval's preprocessing).
-    runtime, info = open_model_file(load_config(), str(deployed["dir"] / "model.onnx"), argv=[])
+    runtime, info = open_model_file(str(deployed["dir"] / "model.onnx"))
     ref_dir = tmp_path / "reference"
     write_reference_results(runtime, info, sorted(glob.glob(str(deployed["val_dir"] / "*.jpg"))), str(ref_dir))
     assert max_bin_diff(str(run_dir / "result_Files"), str(ref_dir), len(CLASS_NAMES)) < 1e-4
@@ -110,7 +110,7 @@ def test_weight_shared_heads_survive_the_lite_conversion(name, size, deployed, t
     assert export.main(["--config_path", config, "--checkpoint_path", ckpt, "--file_format", "ONNX",
                         "--img_shape", str(size), str(size)]) == 0
     run_infer(tmp_path / "m.onnx", images, deployed["gt"], tmp_path / "run")
-    runtime, info = open_model_file(load_config(), str(tmp_path / "m.onnx"), argv=[])
+    runtime, info = open_model_file(str(tmp_path / "m.onnx"))
     write_reference_results(runtime, info, sorted(glob.glob(str(images / "*.jpg"))), str(tmp_path / "ref"))
     worst = max_bin_diff(str(tmp_path / "run" / "result_Files"), str(tmp_path / "ref"), len(CLASS_NAMES))
     print(f"{name}: max diff {worst:.3g}")

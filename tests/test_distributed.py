@@ -19,7 +19,6 @@ import mindspore as ms
 import numpy as np
 import pytest
 
-from src.config import load_config
 from src.device import DeviceInfo
 from src.training.builder import peak_lr
 
@@ -131,11 +130,9 @@ def test_run_distribute_without_a_launcher_is_one_clear_line():
 
 
 def test_lr_is_scaled_linearly_to_the_global_batch():
-    cfg = load_config(lr=0.03, batch_size=8, base_batch_size=8)
-    assert peak_lr(cfg, DeviceInfo("CPU", 0, 2, distributed=True)) == pytest.approx(0.06)
-    assert peak_lr(cfg, DeviceInfo("CPU")) == 0.03  # one device: the lr as configured
-    cfg.scale_lr = False
-    assert peak_lr(cfg, DeviceInfo("CPU", 0, 4, distributed=True)) == 0.03
+    assert peak_lr(0.03, 8, DeviceInfo("CPU", 0, 2, distributed=True), base_batch_size=8) == pytest.approx(0.06)
+    assert peak_lr(0.03, 8, DeviceInfo("CPU")) == 0.03  # one device: the lr as configured
+    assert peak_lr(0.03, 8, DeviceInfo("CPU", 0, 4, distributed=True), scale_lr=False) == 0.03
 
 
 def test_msrun_ranks_train_disjoint_shards_to_identical_weights(job):

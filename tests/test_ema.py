@@ -89,7 +89,7 @@ def test_a_checkpoint_holds_both_weights_and_inference_takes_the_average(tmp_pat
     loaded, _, meta = load_detector(Config(cfg, checkpoint_path=path))
     assert meta["weights"] == "EMA"
     np.testing.assert_allclose(loaded(x)[1].asnumpy(), want_ema, atol=1e-5)
-    raw, _, meta = load_detector(Config(cfg, checkpoint_path=path, ema=False))
+    raw, _, meta = load_detector(Config(cfg, checkpoint_path=path, ema_weights=False))
     assert meta["weights"] == "raw"
     np.testing.assert_allclose(raw(x)[1].asnumpy(), want_raw, atol=1e-5)
 
@@ -116,8 +116,8 @@ def test_export_writes_the_average(tmp_path):
     ms.set_context(mode=ms.PYNATIVE_MODE)
     other.set_train(False)
     net.set_train(False)
-    want = inference_net(cfg, other)(ms.Tensor(x))[1].asnumpy()
-    raw = inference_net(cfg, net)(ms.Tensor(x))[1].asnumpy()
+    want = inference_net(other, cfg.prior_scaling)(ms.Tensor(x))[1].asnumpy()
+    raw = inference_net(net, cfg.prior_scaling)(ms.Tensor(x))[1].asnumpy()
     got = OnnxRuntime(str(tmp_path / "m.onnx"))(x)[1]
     assert np.abs(got - want).max() < 1e-4 < np.abs(got - raw).max()
 

@@ -54,7 +54,7 @@ def test_train_eval_resume_on_the_demo_set(demo_args):
         assert (run_dir / name).is_file(), name
     assert not [f for f in os.listdir(run_dir) if ".tmp" in f]
 
-    out = run("eval.py", args + ["--checkpoint_path", str(run_dir / "last.ckpt")])
+    out = run("eval.py", ["--checkpoint_path", str(run_dir / "last.ckpt")])  # reads the run's config.yaml
     assert len(re.findall(r"^ Average (Precision|Recall) ", out, re.M)) == 12
     m = re.search(r"^mAP: ([0-9.]+)$", out, re.M)
     assert m and 0.0 <= float(m.group(1)) <= 1.0
@@ -97,6 +97,6 @@ def test_overfit_a_handful_of_images(tmp_path):
                     "--mindrecord_dir", str(tmp_path / "mr"), "--output_dir", str(tmp_path / "runs"),
                     "--run_name", "overfit"]
     run("train.py", args)
-    out = run("eval.py", args + ["--checkpoint_path", str(tmp_path / "runs" / "overfit" / "last.ckpt")])
+    out = run("eval.py", ["--checkpoint_path", str(tmp_path / "runs" / "overfit" / "last.ckpt")])
     ap50 = float(re.search(r"IoU=0.50 +\| area= +all \| maxDets=100 \] = ([0-9.]+)", out).group(1))
     assert ap50 >= 0.9, out[-3000:]

@@ -28,13 +28,13 @@ def export_and_compare(config_path, tmp, formats=("MINDIR", "ONNX"), batch_size=
     ckpt = save_test_checkpoint(config_path, tmp / "model.ckpt", CLASS_NAMES, CATEGORY_IDS)
     cfg = load_config(config_path, checkpoint_path=ckpt)
     ms.set_context(mode=ms.PYNATIVE_MODE)
-    infer = inference_net(cfg, load_detector(cfg)[0])
+    infer = inference_net(load_detector(cfg)[0], cfg.prior_scaling)
     x = sample_inputs(cfg, batch_size, offset=3)
     want = [t.asnumpy() for t in infer(ms.Tensor(x))]
     diffs = {}
     for fmt in formats:
         args = ["--config_path", config_path, "--checkpoint_path", ckpt, "--file_format", fmt,
-                "--batch_size", str(batch_size)]
+                "--export_batch_size", str(batch_size)]
         assert export.main(args) == 0
         path = str(tmp / ("model." + fmt.lower()))
         runtime = MindIRRuntime(path, batch_size) if fmt == "MINDIR" else OnnxRuntime(path)

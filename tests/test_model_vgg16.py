@@ -11,7 +11,7 @@ import pytest
 from src.box.anchors import build_anchor_generator
 from src.config import CONFIG_DIR, ConfigError, load_config
 from src.models.backbones.vgg16 import L2Norm, ceil_max_pool_2x2, vgg16
-from src.models.detector import anchor_config, build_detector, count_parameters
+from src.models.detector import anchor_spec_from_config, build_detector, count_parameters
 from src.models.shapes import downsampled_hw
 
 from model_checks import assert_one_step_lowers_loss, build_in_pynative
@@ -139,7 +139,7 @@ def test_model_zoo_ssd_vgg16_config_gives_its_7308_boxes():
     zoo = dict(min_scale=0.2, max_scale=0.95, aspect_ratios=[[], [2, 3], [2, 3], [2, 3], [2, 3], [2, 3]],
                steps=[8, 16, 32, 64, 100, 300])
     cfg = load_config(CONFIG, **zoo)
-    anchors = build_anchor_generator(anchor_config(cfg)).generate(SSD300_SIZES, (300, 300))
+    anchors = build_anchor_generator(anchor_spec_from_config(cfg)).generate(SSD300_SIZES, (300, 300))
     expected = model_zoo_default_boxes(300, feature_sizes=[h for h, _ in SSD300_SIZES], **zoo)
     assert expected.shape == (7308, 4)
     np.testing.assert_allclose(anchors[:, [1, 0, 3, 2]], expected, rtol=0, atol=1e-6)

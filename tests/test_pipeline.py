@@ -5,7 +5,8 @@ import numpy as np
 from src.box.anchors import SSDAnchorGenerator
 from src.box.coder import BoxCoder
 from src.config import load_config
-from src.data.pipeline import EvalSample, TrainSample
+from src.data.augment import EvalTransform
+from src.data.pipeline import EvalSample, TrainSample, build_target_encoder, build_train_transform
 
 
 def _jpeg(h, w, box=None):
@@ -25,8 +26,13 @@ def _anchors():
     return SSDAnchorGenerator(aspect_ratios=[[2], [2]]).generate([(6, 6), (3, 3)], (96, 96))
 
 
+def _sample(anchors, seed, cfg=None):
+    cfg = cfg or _cfg()
+    return TrainSample(build_train_transform(cfg), build_target_encoder(cfg, anchors), seed)
+
+
 def test_an_image_without_boxes_is_pure_background():
-    sample = TrainSample(_cfg(), _anchors(), seed=0)
+    sample = _sample(_anchors(), 0)
     # MindRecord stores an empty image as one padding row with num_boxes 0.
     image, loc, labels, num_pos = sample(_jpeg(120, 160), np.zeros((1, 4), np.float32),
                                          np.full(1, -1, np.int32), np.array(0, np.int32))
@@ -37,7 +43,7 @@ def test_an_image_without_boxes_is_pure_background():
 
 def test_targets_decode_back_to_the_box_in_network_coordinates():
     anchors = _anchors()
-    sample = TrainSample(_cfg(), anchors, seed=0)
+    sample = _sample(anchors, 0)
     box = np.array([[40, 30, 120, 90]], np.float32)  # in a 160 x 120 image
     _, loc, labels, num_pos = sample(_jpeg(120, 160, (40, 30, 120, 90)), box, np.array([2], np.int32),
                                      np.array(1, np.int32))
@@ -48,13 +54,15 @@ def test_targets_decode_back_to_the_box_in_network_coordinates():
 
 
 def test_eval_sample_keeps_id_and_original_size():
-    image, img_id, hw = EvalSample(_cfg())(_jpeg(120, 160), np.array(42, np.int64))
+    cfg = _cfg()
+    sample = EvalSample(EvalTransform((96, 96), cfg.img_mean, cfg.img_std))
+    image, img_id, hw = sample(_jpeg(120, 160), np.array(42, np.int64))
     assert image.shape == (3, 96, 96) and int(img_id) == 42 and list(hw) == [120, 160]
 
 
 def test_each_worker_process_draws_its_own_augmentations():
     import pickle
-    sample = TrainSample(_cfg(), _anchors(), seed=5)
+    sample = _sample(_anchors(), 5)
     copy = pickle.loads(pickle.dumps(sample))  # what python_multiprocessing hands each worker
     assert copy.rng.random() == sample.rng.random()  # the same state: the same draws, unless re-seeded
     copy._pid = -1  # as if the copy lived in another process

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import postprocess
-from src.config import load_config
 from src.deploy.bin_results import read_result_bins, write_reference_results
 from src.deploy.runtimes import open_model_file
 
@@ -20,14 +19,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module")
 def reference_bins(deployed):
     out = deployed["dir"] / "result_Files"
-    runtime, info = open_model_file(load_config(), str(deployed["dir"] / "model.onnx"), argv=[])
+    runtime, info = open_model_file(str(deployed["dir"] / "model.onnx"))
     write_reference_results(runtime, info, sorted(glob.glob(str(deployed["val_dir"] / "*.jpg"))), str(out))
     return out
 
 
 def args(deployed, result_dir, *extra):
     return ["--result_path", str(result_dir), "--img_path", str(deployed["val_dir"]),
-            "--anno_path", str(deployed["gt"]), *extra]
+            "--gt_json", str(deployed["gt"]), *extra]
 
 
 def printed_map(text):

@@ -234,9 +234,7 @@ def test_backbone_first_then_the_whole_network(detector, imagenet_like_ckpt, tmp
     for _, p in detector.backbone.parameters_and_names():  # make the whole-network checkpoint differ
         p.set_data(ms.Tensor(np.full(p.shape, 0.25, np.float32)))
     whole = save_checkpoint(str(tmp_path / "whole.ckpt"), detector)
-    cfg = load_config(os.path.join(REPO, "configs", "ssd_mobilenet_v2_300.yaml"),
-                      pre_trained_backbone=imagenet_like_ckpt, pre_trained=whole)
-    load_pretrained(cfg, detector)
+    load_pretrained(detector, backbone_path=imagenet_like_ckpt, path=whole)
     assert all((v == 0.25).all() for v in backbone_arrays(detector).values())
 
 

@@ -28,6 +28,6 @@ def test_each_config_trains_and_evaluates_on_the_demo_set(name, demo_dir):
     out = run("train.py", args, timeout=1800)
     losses = logged(out, "loss")
     assert len(losses) == 8 and all(math.isfinite(v) for v in losses), losses
-    out = run("eval.py", args + ["--checkpoint_path", str(demo_dir / "runs" / name / "last.ckpt")], timeout=900)
+    out = run("eval.py", ["--checkpoint_path", str(demo_dir / "runs" / name / "last.ckpt")], timeout=900)
     assert len(re.findall(r"^ Average (Precision|Recall) ", out, re.M)) == 12
     assert re.search(r"^mAP: [0-9.]+$", out, re.M)

@@ -7,10 +7,7 @@ import time
 import mindspore as ms
 import numpy as np
 
-from ..box.coder import BoxCoder
-from ..box.matcher import AnchorTargetEncoder
 from ..config import Config
-from ..data.pipeline import create_train_dataset
 from .measure import peak_rss_mb, summary, timed
 
 log = logging.getLogger("ssd")
@@ -33,10 +30,9 @@ def repeated(dataset, batches, output_numpy=False):
     return itertools.islice(iterator, batches)
 
 
-def benchmark_matching(anchors, cfg, num_boxes=20, images=200, seed=0):
-    """Matching + encoding of one image's `num_boxes` gt boxes against `anchors` (AnchorTargetEncoder)."""
-    neg_iou = cfg.ignore_threshold if cfg.ignore_threshold > 0 else None
-    encoder = AnchorTargetEncoder(anchors, BoxCoder(cfg.prior_scaling), cfg.match_threshold, neg_iou)
+def benchmark_matching(encoder, num_boxes=20, images=200, seed=0):
+    """Matching + encoding of one image's `num_boxes` gt boxes by `encoder` (an AnchorTargetEncoder)."""
+    anchors = encoder.anchors
     rng = np.random.default_rng(seed)
     samples = [random_gt_boxes(rng, num_boxes) for _ in range(images)]
     for boxes, labels in samples[:5]:
@@ -53,27 +49,28 @@ def benchmark_matching(anchors, cfg, num_boxes=20, images=200, seed=0):
 COCO_SIZED = {"images": 64, "image_size": (480, 640)}
 
 
-def coco_sized_source(cfg, folder):
-    """MindRecordInfo of a synthetic set with COCO-sized images under `folder`, read as COCO json."""
+def coco_sized_source_from_config(cfg, folder):
+    """MindRecordInfo of a synthetic set with COCO-sized images under `folder`, read as COCO json with `cfg`'s other
+    data keys."""
     from ..data.demo import ensure_demo_dataset
-    from ..data.sources import prepare_split
+    from ..data.sources import build_split
     root = ensure_demo_dataset(os.path.join(folder, "images"), num_train=COCO_SIZED["images"], num_val=1,
                                image_size=COCO_SIZED["image_size"])
     coco_cfg = Config(dict(cfg, dataset="coco", coco_root=root, mindrecord_dir=os.path.join(folder, "mindrecord")))
-    return prepare_split(coco_cfg, "train")
+    return build_split(coco_cfg, "train")
 
 
-def benchmark_pipeline(train_info, cfg, anchors, batches):
-    """The training data pipeline alone (read, decode, augment, resize, normalise, match and encode, batch)."""
-    dataset = create_train_dataset(train_info.path, cfg, anchors, cfg.batch_size)
+def benchmark_pipeline(train_info, dataset, batch_size, workers, anchors, batches):
+    """The training data pipeline `dataset` alone (read, decode, augment, resize, normalise, match and encode,
+    batch)."""
     iterator = repeated(dataset, batches + 1, output_numpy=True)
     next(iterator)  # the pipeline's threads start and fill their queues
     start = time.perf_counter()
     for _ in range(batches):
         next(iterator)
     seconds = time.perf_counter() - start
-    return {"batches": batches, "batch_size": cfg.batch_size, "workers": cfg.num_parallel_workers,
-            "images_per_s": batches * cfg.batch_size / seconds, "source": train_info.path,
+    return {"batches": batches, "batch_size": batch_size, "workers": workers,
+            "images_per_s": batches * batch_size / seconds, "source": train_info.path,
             "source_images": train_info.num_images, "anchors": len(anchors)}
 
 
@@ -90,22 +87,21 @@ def benchmark_inference(infer_net, img_shape, runs):
             "min_ms": result["min_s"] * 1e3}
 
 
-def sink_available(cfg):
+def sink_available(dataset_sink_mode):
     """dataset_sink_mode requested and possible: MindSpore's data_sink refuses the CPU."""
-    return bool(cfg.dataset_sink_mode) and ms.get_context("device_target") != "CPU"
+    return bool(dataset_sink_mode) and ms.get_context("device_target") != "CPU"
 
 
-def benchmark_training(session, warmup, steps):
+def benchmark_training(train_step, dataset, batch, warmup, steps, dataset_sink_mode=False):
     """Training steps fed by the real data pipeline, as train.py runs them: a step's time runs from the end of the
     previous one, so waiting for data counts. The warm-up steps (compilation) are reported apart."""
-    cfg = session.cfg
-    batch = cfg.batch_size
+    sink_on = sink_available(dataset_sink_mode)
     times, losses = [], []
-    if sink_available(cfg):  # one step per sink call, so that every step is timed
-        sink = ms.data_sink(session.train_step, session.dataset, sink_size=1)
+    if sink_on:  # one step per sink call, so that every step is timed
+        sink = ms.data_sink(train_step, dataset, sink_size=1)
         calls = ((sink, ()) for _ in range(warmup + steps))
     else:
-        calls = ((session.train_step, inputs) for inputs in repeated(session.dataset, warmup + steps))
+        calls = ((train_step, inputs) for inputs in repeated(dataset, warmup + steps))
     tick = time.perf_counter()
     for step, inputs in calls:
         loss, _, _ = step(*inputs)
@@ -116,9 +112,9 @@ def benchmark_training(session, warmup, steps):
         if len(times) <= warmup or len(times) % 5 == 0:
             log.info(f"  step {len(times)}/{warmup + steps}: {times[-1]:.3f} s, loss {losses[-1]:.4f}")
     if len(times) < warmup + steps:
-        raise ValueError(f"the dataset gave {len(times)} batches, fewer than --warmup_steps + --steps")
+        raise ValueError(f"the dataset gave {len(times)} batches, fewer than --warmup_steps + --timed_steps")
     steady = summary(times[warmup:])
-    return {"batch_size": batch, "warmup_steps": warmup, "steps": steps, "dataset_sink": sink_available(cfg),
+    return {"batch_size": batch, "warmup_steps": warmup, "steps": steps, "dataset_sink": sink_on,
             "warmup_s": [round(t, 3) for t in times[:warmup]], "median_s_per_step": steady["median_s"],
             "mean_s_per_step": steady["mean_s"], "min_s_per_step": steady["min_s"],
             "max_s_per_step": steady["max_s"], "images_per_s": batch / steady["median_s"],

@@ -42,7 +42,10 @@ def _json_path(cfg):
 
 
 def run_benchmarks(cfg, device):
-    from ..data.sources import prepare_split, resolve_num_classes
+    """Every selected measurement for `cfg`'s model: the config-reading layer of the benchmarks; the phases take
+    explicit arguments."""
+    from ..data.pipeline import build_target_encoder, train_dataset_from_config
+    from ..data.sources import build_split, resolve_num_classes
     from ..evaluation.postprocess import NMSParams
     from ..models.detector import build_detector
     from ..models.inference import InferenceNet
@@ -58,8 +61,8 @@ def run_benchmarks(cfg, device):
               "cpu_kernels": bool(cfg.cpu_kernels and cfg.amp_level == "O0" and device.device_target == "CPU"),
               "recompute": cfg.recompute, "mode": cfg.mode, "machine": machine(),
               "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    train_info = prepare_split(cfg, "train") if {"train", "pipeline"} & set(chosen) else None
-    num_classes = resolve_num_classes(cfg, train_info.class_names) if train_info else COCO_CLASSES
+    train_info = build_split(cfg, "train") if {"train", "pipeline"} & set(chosen) else None
+    num_classes = resolve_num_classes(cfg.num_classes, train_info.class_names) if train_info else COCO_CLASSES
     report["num_classes"] = num_classes
     net = None
 
@@ -76,13 +79,15 @@ def run_benchmarks(cfg, device):
         for path in REFERENCE_ANCHOR_CONFIGS:
             anchors = _anchors_of(path)
             anchor_sets.setdefault(os.path.basename(path)[:-5], anchors)
-        report["matching"] = {name: phases.benchmark_matching(anchors, cfg) for name, anchors in anchor_sets.items()}
+        report["matching"] = {name: phases.benchmark_matching(build_target_encoder(cfg, anchors))
+                              for name, anchors in anchor_sets.items()}
     if "train" in chosen:
         log.info(f"training: {cfg.warmup_steps} warm-up steps, then {cfg.timed_steps} timed steps at batch "
                  f"{cfg.batch_size}")
         session = build_training(cfg, train_info, num_classes, device)
         net = session.net
-        report["train"] = phases.benchmark_training(session, cfg.warmup_steps, cfg.timed_steps)
+        report["train"] = phases.benchmark_training(session.train_step, session.dataset, cfg.batch_size,
+                                                    cfg.warmup_steps, cfg.timed_steps, cfg.dataset_sink_mode)
         if cfg.dataset_sink_mode and not report["train"]["dataset_sink"]:
             report["train"]["note"] = ("dataset_sink_mode: MindSpore's data_sink refuses the CPU ('Data sinking "
                                        "supports ascend or gpu'), so the steps were fed from the host")
@@ -103,8 +108,10 @@ def run_benchmarks(cfg, device):
         log.info(f"data pipeline alone: {cfg.pipeline_batches} batches of {cfg.batch_size}")
         anchors = (net or build_detector(cfg, num_classes)).spec.anchors
         with tempfile.TemporaryDirectory(prefix="fdet_pipeline_") as folder:
-            info = phases.coco_sized_source(cfg, folder) if cfg.dataset == "demo" else train_info
-            report["pipeline"] = phases.benchmark_pipeline(info, cfg, anchors, cfg.pipeline_batches)
+            info = phases.coco_sized_source_from_config(cfg, folder) if cfg.dataset == "demo" else train_info
+            dataset = train_dataset_from_config(cfg, info.path, anchors)
+            report["pipeline"] = phases.benchmark_pipeline(info, dataset, cfg.batch_size, cfg.num_parallel_workers,
+                                                           anchors, cfg.pipeline_batches)
         if cfg.dataset == "demo":
             report["pipeline"]["source"] = (f"{phases.COCO_SIZED['images']} synthetic images of "
                                             f"{phases.COCO_SIZED['image_size']} px (COCO-sized)")

@@ -176,15 +176,15 @@ class GridAnchorGenerator:
 ANCHOR_GENERATORS = {"ssd": SSDAnchorGenerator, "grid": GridAnchorGenerator}
 
 
-def build_anchor_generator(cfg):
+def build_anchor_generator(spec):
     """Generator from a dict: `type` is a key of ANCHOR_GENERATORS, the other keys are constructor arguments."""
-    cfg = dict(cfg)
-    kind = cfg.pop("type", None)
+    spec = dict(spec)
+    kind = spec.pop("type", None)
     if kind not in ANCHOR_GENERATORS:
         raise ValueError(f"unknown anchor generator type {kind!r}; known: {sorted(ANCHOR_GENERATORS)}")
     cls = ANCHOR_GENERATORS[kind]
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    unknown = sorted(set(cfg) - accepted)
+    unknown = sorted(set(spec) - accepted)
     if unknown:
         raise ValueError(f"unknown key(s) {unknown} for anchor generator {kind!r}; accepted: {sorted(accepted)}")
-    return cls(**cfg)
+    return cls(**spec)

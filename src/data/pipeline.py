@@ -10,7 +10,7 @@ import numpy as np
 
 from ..box.coder import BoxCoder
 from ..box.matcher import AnchorTargetEncoder
-from .augment import EvalTransform, TrainTransform
+from .augment import TrainTransform
 from .mindrecord import decode_image as decode_bgr
 from .mindrecord import unpack_targets
 
@@ -43,13 +43,20 @@ def build_train_transform(cfg, bgr=True):
                           flip_prob=on * cfg.flip_prob, bgr=bgr)
 
 
-class TrainSample:
-    """One training sample: augmented CHW image, box targets [A, 4], labels [A] and the positive count."""
+def build_target_encoder(cfg, anchors):
+    """Matching and box encoding against `anchors`, from the anchor keys."""
+    neg_iou = cfg.ignore_threshold if cfg.ignore_threshold > 0 else None
+    return AnchorTargetEncoder(anchors, BoxCoder(cfg.prior_scaling), cfg.match_threshold, neg_iou)
 
-    def __init__(self, cfg, anchors, seed):
-        self.transform = build_train_transform(cfg)
-        neg_iou = cfg.ignore_threshold if cfg.ignore_threshold > 0 else None
-        self.encoder = AnchorTargetEncoder(anchors, BoxCoder(cfg.prior_scaling), cfg.match_threshold, neg_iou)
+
+class TrainSample:
+    """One training sample: augmented CHW image, box targets [A, 4], labels [A] and the positive count.
+
+    `transform` takes a BGR image (as decoded: no full-size colour conversion), `encoder` matches and encodes."""
+
+    def __init__(self, transform, encoder, seed):
+        self.transform = transform
+        self.encoder = encoder
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self._pid = os.getpid()
@@ -64,7 +71,7 @@ class TrainSample:
         return self.rng
 
     def __call__(self, image, boxes, labels, num_boxes):
-        img = decode_bgr_checked(image)  # the transform takes BGR: no full-size colour conversion
+        img = decode_bgr_checked(image)
         boxes, labels = unpack_targets(boxes, labels, num_boxes)
         chw, boxes, labels = self.transform(img, boxes, labels, self._process_rng())
         loc, target_labels, num_pos = self.encoder(boxes, labels)
@@ -72,20 +79,22 @@ class TrainSample:
 
 
 class EvalSample:
-    """Resize and normalise only; keeps the image id and the original (height, width)."""
+    """Resize and normalise only (`transform`, an EvalTransform); keeps the image id and the original (height,
+    width)."""
 
-    def __init__(self, cfg):
-        self.transform = EvalTransform(tuple(cfg.img_shape), cfg.img_mean, cfg.img_std)
+    def __init__(self, transform):
+        self.transform = transform
 
     def __call__(self, image, img_id):
         img = decode_image(image)
         return self.transform(img), img_id, np.array(img.shape[:2], np.int32)
 
 
-def create_train_dataset(mindrecord_path, cfg, anchors, batch_size, rank=0, group_size=1, shuffle=True,
-                         with_ids=False):
+def create_train_dataset(mindrecord_path, sample, batch_size, rank=0, group_size=1, shuffle=True, with_ids=False,
+                         workers=2, multiprocessing=False):
     """Batches of (image [B,3,H,W], loc [B,A,4], labels [B,A], num_pos [B]); each rank reads its own shard.
 
+    `sample` (a TrainSample) turns a record into its training tensors, in `workers` threads (or processes).
     The shards are cut from one shuffled order (the same seed on every rank), so the ranks see disjoint images each
     epoch; when the image count does not divide evenly, a few images repeat so that every rank has as many steps.
     `with_ids` appends the img_id of each sample ([B] int64): what rank_dump_dir records.
@@ -98,19 +107,25 @@ def create_train_dataset(mindrecord_path, cfg, anchors, batch_size, rank=0, grou
                              shuffle=shuffle, num_shards=group_size if group_size > 1 else None,
                              shard_id=rank if group_size > 1 else None, num_parallel_workers=1)
     outputs = ["image", "loc", "labels", "num_pos"]
-    dataset = dataset.map(operations=TrainSample(cfg, anchors, cfg.seed + 1000 * rank), input_columns=columns,
-                          output_columns=outputs, num_parallel_workers=cfg.num_parallel_workers,
-                          python_multiprocessing=bool(cfg.python_multiprocessing))
+    dataset = dataset.map(operations=sample, input_columns=columns, output_columns=outputs,
+                          num_parallel_workers=workers, python_multiprocessing=bool(multiprocessing))
     if with_ids:
         dataset = dataset.project(outputs + ["img_id"])
     return dataset.batch(batch_size, drop_remainder=True)
 
 
-def create_eval_dataset(mindrecord_path, cfg, batch_size):
+def train_dataset_from_config(cfg, mindrecord_path, anchors, rank=0, group_size=1, with_ids=False):
+    """The training dataset of `cfg` (augmentation, anchors and data keys) for one rank."""
+    sample = TrainSample(build_train_transform(cfg), build_target_encoder(cfg, anchors), cfg.seed + 1000 * rank)
+    return create_train_dataset(mindrecord_path, sample, cfg.batch_size, rank, group_size, with_ids=with_ids,
+                                workers=cfg.num_parallel_workers, multiprocessing=cfg.python_multiprocessing)
+
+
+def create_eval_dataset(mindrecord_path, transform, batch_size, workers=2):
     """Batches of (image, img_id, original hw), in file order, the last batch possibly short."""
     dataset = ds.MindDataset(mindrecord_path, columns_list=["image", "img_id"], shuffle=False,
                              num_parallel_workers=1)
-    dataset = dataset.map(operations=EvalSample(cfg), input_columns=["image", "img_id"],
-                          output_columns=["image", "img_id", "image_hw"],
-                          num_parallel_workers=cfg.num_parallel_workers, python_multiprocessing=False)
+    dataset = dataset.map(operations=EvalSample(transform), input_columns=["image", "img_id"],
+                          output_columns=["image", "img_id", "image_hw"], num_parallel_workers=workers,
+                          python_multiprocessing=False)
     return dataset.batch(batch_size, drop_remainder=False)

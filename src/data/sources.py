@@ -55,7 +55,7 @@ def _source(cfg, split, classes):
     raise DatasetError(f"--dataset must be one of {', '.join(DATASETS)}, got {cfg.dataset!r}")
 
 
-def prepare_split(cfg, split, classes=None, force=False, build=True):
+def build_split(cfg, split, classes=None, force=False, build=True):
     """MindRecordInfo for `split` ('train' or 'eval'), built from the configured source when stale.
 
     `build=False` only reuses a fresh build (DatasetError otherwise): for ranks that wait while rank 0 builds.
@@ -71,10 +71,10 @@ def prepare_split(cfg, split, classes=None, force=False, build=True):
                              force=force, build=build)
 
 
-def resolve_num_classes(cfg, class_names):
-    """num_classes follows the class list; a number set in the config must agree with it."""
-    if cfg.num_classes and cfg.num_classes != len(class_names):
-        raise DatasetError(f"num_classes is {cfg.num_classes} but the data has {len(class_names)} classes "
+def resolve_num_classes(num_classes, class_names):
+    """The class count follows the class list; a `num_classes` set in the config (not 0) must agree with it."""
+    if num_classes and num_classes != len(class_names):
+        raise DatasetError(f"num_classes is {num_classes} but the data has {len(class_names)} classes "
                            f"({', '.join(class_names[:5])}{', ...' if len(class_names) > 5 else ''}); "
                            "leave num_classes at 0 to derive it")
     return len(class_names)

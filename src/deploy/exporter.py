@@ -10,7 +10,7 @@ import numpy as np
 
 from ..fileio import atomic_path
 from . import ExportError
-from .model_card import INPUT_NAME, OUTPUT_NAMES, make_card, write_card
+from .model_card import INPUT_NAME, OUTPUT_NAMES, write_card
 
 EXTENSIONS = {"MINDIR": ".mindir", "AIR": ".air", "ONNX": ".onnx"}
 
@@ -67,13 +67,11 @@ def export_inference_net(infer_net, file_format, path, batch_size, img_hw):
     return path
 
 
-def export_model(cfg, infer_net, class_names, category_ids, file_format, file_name, batch_size):
-    """Export and write the card; returns (model path, card path)."""
+def export_model(infer_net, card, file_format, file_name, batch_size):
+    """Export `infer_net` and write its `card` (model_card.make_card) beside it; returns (model path, card path)."""
     fmt = check_format(file_format)
     if int(batch_size) < 1:
-        raise ExportError(f"--batch_size must be at least 1, got {batch_size}")
+        raise ExportError(f"--export_batch_size must be at least 1, got {batch_size}")
     path = os.path.abspath(output_path(file_name, fmt))
-    export_inference_net(infer_net, fmt, path, batch_size, cfg.img_shape)
-    num_anchors = int(infer_net.network.spec.anchors.shape[0])
-    card = make_card(cfg, class_names, category_ids, num_anchors, cfg.checkpoint_path)
+    export_inference_net(infer_net, fmt, path, batch_size, card["img_shape"])
     return path, write_card(path, card, fmt, batch_size)

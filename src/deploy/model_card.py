@@ -19,26 +19,27 @@ def card_path(model_path):
     return os.path.splitext(model_path)[0] + ".json"
 
 
-def make_card(cfg, class_names, category_ids, num_anchors, source):
-    h, w = (int(v) for v in cfg.img_shape)
+def make_card(model_name, img_shape, img_mean, img_std, nms, class_names, category_ids, num_anchors, source):
+    """The card's content; `nms` is the NMSParams that eval used."""
+    h, w = (int(v) for v in img_shape)
     c = len(class_names)
     return {
         "card_version": CARD_VERSION,
-        "model_name": cfg.model_name,
+        "model_name": model_name,
         "source_checkpoint": os.path.abspath(source),
         "exports": {},
         "input": {"name": INPUT_NAME, "shape": ["B", 3, h, w], "dtype": "float32", "layout": "NCHW"},
         "outputs": {"boxes": ["B", num_anchors, 4], "scores": ["B", num_anchors, c]},
         "boxes": "x1, y1, x2, y2 divided by the input width and height (map to pixels with the original image size)",
         "img_shape": [h, w],
-        "img_mean": [float(v) for v in cfg.img_mean],
-        "img_std": [float(v) for v in cfg.img_std],
+        "img_mean": [float(v) for v in img_mean],
+        "img_std": [float(v) for v in img_std],
         "preprocess": "decode to RGB, resize to img_shape with bilinear interpolation (cv2.INTER_LINEAR, a plain "
                       "stretch), (pixel - img_mean) / img_std per channel, HWC to CHW",
         "class_names": list(class_names),
         "category_ids": [int(i) for i in category_ids],
-        "nms": {"min_score": float(cfg.min_score), "nms_threshold": float(cfg.nms_threshold),
-                "max_boxes": int(cfg.max_boxes), "pre_nms_top_k": int(cfg.pre_nms_top_k)},
+        "nms": {"min_score": float(nms.min_score), "nms_threshold": float(nms.nms_threshold),
+                "max_boxes": int(nms.max_boxes), "pre_nms_top_k": int(nms.pre_nms_top_k)},
     }
 
 

@@ -10,7 +10,6 @@ from typing import List, Tuple
 
 import numpy as np
 
-from ..config import given_on_command_line
 from ..evaluation.postprocess import NMSParams
 from . import ExportError
 from .model_card import batch_size_of, read_card
@@ -84,14 +83,19 @@ class OnnxRuntime(_StaticBatchRuntime):
         return outputs[self.order[0]], outputs[self.order[1]]
 
 
-def nms_params(cfg, defaults, argv=None):
-    """The card's NMS settings, except keys given on the command line."""
-    values = {k: (cfg[k] if given_on_command_line(k, argv) else defaults[k]) for k in NMS_KEYS}
+def nms_params(defaults, overrides=None):
+    """NMS settings: `defaults` (a card's, or a config's), with `overrides` (the keys the user gave) on top."""
+    values = {k: (overrides or {}).get(k, defaults[k]) for k in NMS_KEYS}
     return NMSParams.from_config(values)
 
 
-def open_model_file(cfg, path, argv=None):
-    """(runtime, ModelInfo) for an exported .mindir or .onnx with its card."""
+def command_line_nms(cfg):
+    """The NMS keys that were given on the command line: they override an exported model's card."""
+    return {k: cfg[k] for k in NMS_KEYS if k in cfg.command_line}
+
+
+def open_model_file(path, nms_overrides=None):
+    """(runtime, ModelInfo) for an exported .mindir or .onnx with its card; `nms_overrides` replace the card's."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--model_file: {path} not found")
     ext = os.path.splitext(path)[1].lower()
@@ -100,7 +104,7 @@ def open_model_file(cfg, path, argv=None):
     card = read_card(path)
     runtime = OnnxRuntime(path) if ext == ".onnx" else MindIRRuntime(path, batch_size_of(card, path))
     info = ModelInfo(card["model_name"], tuple(card["img_shape"]), tuple(card["img_mean"]), tuple(card["img_std"]),
-                     list(card["class_names"]), nms_params(cfg, card["nms"], argv))
+                     list(card["class_names"]), nms_params(card["nms"], nms_overrides))
     return runtime, info
 
 
@@ -110,4 +114,4 @@ def open_checkpoint(cfg):
     net, names, _ = load_detector(cfg)
     info = ModelInfo(cfg.model_name, tuple(cfg.img_shape), tuple(cfg.img_mean), tuple(cfg.img_std), names,
                      NMSParams.from_config(cfg))
-    return CheckpointRuntime(inference_net(cfg, net)), info
+    return CheckpointRuntime(inference_net(net, cfg.prior_scaling)), info

@@ -4,6 +4,7 @@ import time
 import mindspore as ms
 import numpy as np
 
+from ..data.augment import EvalTransform
 from ..data.pipeline import create_eval_dataset
 from ..models.inference import InferenceNet
 from .coco_evaluator import COCOEvaluator
@@ -30,15 +31,24 @@ def predict_dataset(infer_net, dataset, batch_size, params, on_image):
 
 
 class DatasetEvaluator:
-    """COCO mAP of a detector on one eval MindRecord: used by eval.py and by training's periodic evaluation."""
+    """COCO mAP of a detector on one eval MindRecord: used by eval.py and by training's periodic evaluation.
 
-    def __init__(self, cfg, net, eval_info):
+    `transform` is the eval preprocessing (an EvalTransform), `nms` the NMSParams, `variances` the box coder's.
+    """
+
+    def __init__(self, net, eval_info, transform, nms, variances, batch_size=8, workers=2):
         self.net = net
-        self.infer = InferenceNet(net, cfg.prior_scaling)
-        self.batch_size = cfg.eval_batch_size
-        self.dataset = create_eval_dataset(eval_info.path, cfg, self.batch_size)
+        self.infer = InferenceNet(net, variances)
+        self.batch_size = batch_size
+        self.dataset = create_eval_dataset(eval_info.path, transform, batch_size, workers)
         self.coco = COCOEvaluator(eval_info.gt_json, eval_info.class_names, eval_info.category_ids)
-        self.params = NMSParams.from_config(cfg)
+        self.params = nms
+
+    @classmethod
+    def from_config(cls, cfg, net, eval_info):
+        transform = EvalTransform(tuple(cfg.img_shape), cfg.img_mean, cfg.img_std)
+        return cls(net, eval_info, transform, NMSParams.from_config(cfg), cfg.prior_scaling, cfg.eval_batch_size,
+                   cfg.num_parallel_workers)
 
     def __call__(self, verbose=True):
         was_training = self.net.training

@@ -64,7 +64,7 @@ class Detector(nn.Cell):
         return self.head(features)
 
 
-def anchor_config(cfg):
+def anchor_spec_from_config(cfg):
     """The anchor generator's arguments, from the flat config keys."""
     if cfg.anchor_type == "ssd":
         return {"type": "ssd", "min_scale": cfg.min_scale, "max_scale": cfg.max_scale,
@@ -76,22 +76,22 @@ def anchor_config(cfg):
     raise ConfigError(f"anchor_type must be 'ssd' or 'grid', got {cfg.anchor_type!r}")
 
 
-def check_anchor_steps(cfg, img_shape, feature_sizes, backbone_stride):
-    """Explicit SSD `steps` must fit each level's grid at this img_shape (shapes.step_fits_grid).
+def check_anchor_steps(model_name, steps, img_shape, feature_sizes, backbone_stride):
+    """Explicit SSD anchor `steps` must fit each level's grid at this img_shape (shapes.step_fits_grid).
 
     Any img_shape gives consistent feature sizes; only steps written for another size (SSD300's 100, 150, 300 at
     --img_shape 512 512) would spread a level's anchors over part of the image without an error anywhere else.
     """
-    if cfg.anchor_type != "ssd" or not list(cfg.steps):
+    if not steps:
         return
     img_h, img_w = img_shape
-    for k, ((fh, fw), step) in enumerate(zip(feature_sizes, cfg.steps)):
+    for k, ((fh, fw), step) in enumerate(zip(feature_sizes, steps)):
         if step_fits_grid(img_h, fh, step) and step_fits_grid(img_w, fw, step):
             continue
         derived = ", ".join(f"{img_h / h:.4g}" if img_h / h == img_w / w else f"{img_h / h:.4g}x{img_w / w:.4g}"
                             for h, w in feature_sizes)
         raise ConfigError(
-            f"{cfg.model_name} at img_shape {list(img_shape)}: steps[{k}] = {step} does not fit anchor level {k + 1}, "
+            f"{model_name} at img_shape {list(img_shape)}: steps[{k}] = {step} does not fit anchor level {k + 1}, "
             f"a {fh}x{fw} grid: its anchors would span {fh * step}x{fw * step} px of the {img_h}x{img_w} input. Pass "
             f"--steps '[]' to derive each step as img_shape / grid size ({derived} here), or steps that fit "
             f"(the backbone's total stride is {backbone_stride})")
@@ -110,11 +110,11 @@ def build_detector(cfg, num_classes):
     num_outputs = num_classes + 1 if score_activation == "softmax" else num_classes
 
     try:
-        generator = build_anchor_generator(anchor_config(cfg))
+        generator = build_anchor_generator(anchor_spec_from_config(cfg))
         recipe = MODELS.get(cfg.model_name)
     except (KeyError, ValueError) as e:
         raise ConfigError(str(e).strip("'\"")) from None
-    backbone, neck, head_factory = recipe(cfg)
+    backbone, neck, head_factory = recipe(float(cfg.width_mult), img_shape)
     in_sizes = [downsampled_hw(img_shape, s) for s in backbone.out_strides]
     feature_sizes = neck.feature_sizes(in_sizes) if neck is not None else in_sizes
     levels = len(feature_sizes)
@@ -126,7 +126,8 @@ def build_detector(cfg, num_classes):
     if any(h < 1 or w < 1 for h, w in feature_sizes):
         raise ConfigError(f"{cfg.model_name}: img_shape {list(img_shape)} is too small, feature sizes "
                          f"{feature_sizes}")
-    check_anchor_steps(cfg, img_shape, feature_sizes, max(backbone.out_strides))
+    if cfg.anchor_type == "ssd":
+        check_anchor_steps(cfg.model_name, list(cfg.steps), img_shape, feature_sizes, max(backbone.out_strides))
     anchors = generator.generate(feature_sizes, img_shape)
     expected = sum(h * w * k for (h, w), k in zip(feature_sizes, per_location))
     if anchors.shape[0] != expected:

@@ -6,7 +6,7 @@ from functools import partial
 import mindspore as ms
 import numpy as np
 
-from ..data.pipeline import create_train_dataset
+from ..data.pipeline import train_dataset_from_config
 from ..data.records import DatasetError
 from ..evaluation.runner import DatasetEvaluator
 from ..losses import DetectionLoss
@@ -35,9 +35,13 @@ class TrainingSession:
     evaluate: object = None
     dump: object = None
 
-    def trainer(self, run_dir):
-        return Trainer(self.net, self.train_step, self.dataset, self.lr, self.cfg, run_dir, self.meta,
-                       self.device.is_main, self.evaluate, max_nan_steps=int(self.cfg.max_nan_steps),
+    def build_trainer(self, run_dir):
+        cfg = self.cfg
+        return Trainer(self.net, self.train_step, self.dataset, self.lr, run_dir, self.meta,
+                       epochs=cfg.epoch_size, batch_size=cfg.batch_size, log_interval=cfg.log_interval,
+                       save_checkpoint_epochs=cfg.save_checkpoint_epochs, keep_checkpoint_max=cfg.keep_checkpoint_max,
+                       eval_interval=cfg.eval_interval, dataset_sink_mode=cfg.dataset_sink_mode,
+                       is_main=self.device.is_main, evaluate=self.evaluate, max_nan_steps=cfg.max_nan_steps,
                        group_size=self.device.group_size, dump=self.dump)
 
 
@@ -66,30 +70,28 @@ def load_backbone(net, path):
     return loaded, missing, unexpected
 
 
-def load_pretrained(cfg, net):
-    """--pre_trained_backbone first, then --pre_trained, so that a whole-network checkpoint has the last word."""
-    if cfg.pre_trained_backbone:
-        load_backbone(net, cfg.pre_trained_backbone)
-    if cfg.pre_trained:
-        params, _ = read_checkpoint(cfg.pre_trained)
-        loaded, missing, unexpected = load_into(net, params, cfg.pre_trained,
-                                                filter_prefixes=tuple(cfg.checkpoint_filter_list))
-        log.info(f"pre_trained {cfg.pre_trained}: loaded {len(loaded)} parameters, {len(missing)} missing, "
+def load_pretrained(net, backbone_path="", path="", filter_prefixes=()):
+    """The backbone checkpoint first, then the whole-network one, so that the latter has the last word."""
+    if backbone_path:
+        load_backbone(net, backbone_path)
+    if path:
+        params, _ = read_checkpoint(path)
+        loaded, missing, unexpected = load_into(net, params, path, filter_prefixes=tuple(filter_prefixes))
+        log.info(f"pre_trained {path}: loaded {len(loaded)} parameters, {len(missing)} missing, "
                  f"{len(unexpected)} unexpected")
 
 
-def peak_lr(cfg, device):
-    """cfg.lr, scaled linearly to the global batch in a distributed run (scale_lr); the choice is logged."""
+def peak_lr(lr, batch_size, device, scale_lr=True, base_batch_size=8):
+    """`lr`, scaled linearly to the global batch in a distributed run (`scale_lr`); the choice is logged."""
     if not device.distributed:
-        return cfg.lr
-    global_batch = cfg.batch_size * device.group_size
-    if not cfg.scale_lr:
-        log.info(f"lr {cfg.lr:g} used as given for global batch {global_batch} (scale_lr false)")
-        return cfg.lr
-    lr = linear_scaled_lr(cfg.lr, global_batch, cfg.base_batch_size)
-    log.info(f"lr {cfg.lr:g} scaled to {lr:g} for global batch {global_batch} "
-             f"(base_batch_size {cfg.base_batch_size})")
-    return lr
+        return lr
+    global_batch = batch_size * device.group_size
+    if not scale_lr:
+        log.info(f"lr {lr:g} used as given for global batch {global_batch} (scale_lr false)")
+        return lr
+    scaled = linear_scaled_lr(lr, global_batch, base_batch_size)
+    log.info(f"lr {lr:g} scaled to {scaled:g} for global batch {global_batch} (base_batch_size {base_batch_size})")
+    return scaled
 
 
 def _evaluate_averaged(evaluate, ema):
@@ -103,7 +105,7 @@ def build_training(cfg, train_info, num_classes, device, eval_info=None):
     net = build_detector(cfg, num_classes)
     log.info(f"{cfg.model_name}: {count_parameters(net):,} parameters, {net.spec.num_anchors} anchors, "
              f"feature maps {net.spec.feature_sizes}")
-    load_pretrained(cfg, net)
+    load_pretrained(net, cfg.pre_trained_backbone, cfg.pre_trained, cfg.checkpoint_filter_list)
     # The CPU kernels compute in float32, and mixed precision wraps the cells they would replace.
     kernels = cfg.cpu_kernels and device.device_target == "CPU" and cfg.amp_level == "O0"
     if cfg.recompute:
@@ -118,14 +120,15 @@ def build_training(cfg, train_info, num_classes, device, eval_info=None):
         ms.amp.auto_mixed_precision(net, cfg.amp_level)
 
     dump = RankDump(cfg.rank_dump_dir, device.rank, device.group_size) if cfg.rank_dump_dir else None
-    dataset = create_train_dataset(train_info.path, cfg, net.spec.anchors, cfg.batch_size, device.rank,
-                                   device.group_size, with_ids=dump is not None)
+    dataset = train_dataset_from_config(cfg, train_info.path, net.spec.anchors, device.rank, device.group_size,
+                                        with_ids=dump is not None)
     steps = dataset.get_dataset_size()
     if steps == 0:
         share = "" if device.group_size == 1 else f" ({-(-train_info.num_images // device.group_size)} per device)"
         raise DatasetError(f"{train_info.num_images} training images{share} are fewer than one batch of "
                            f"{cfg.batch_size} per device; lower --batch_size")
-    lr = warmup_cosine_lr(peak_lr(cfg, device), steps, cfg.epoch_size, cfg.warmup_epochs, cfg.lr_end_ratio)
+    lr = warmup_cosine_lr(peak_lr(cfg.lr, cfg.batch_size, device, cfg.scale_lr, cfg.base_batch_size), steps,
+                          cfg.epoch_size, cfg.warmup_epochs, cfg.lr_end_ratio)
     loss = DetectionLoss.from_config(net, cfg)
     if kernels:
         switched = use_cpu_kernels(loss)
@@ -165,7 +168,7 @@ def build_training(cfg, train_info, num_classes, device, eval_info=None):
             "category_ids": [int(c) for c in train_info.category_ids], "best_map": best_map}
     evaluate = None
     if eval_info is not None and device.is_main:
-        evaluate = partial(DatasetEvaluator(cfg, net, eval_info), verbose=False)
+        evaluate = partial(DatasetEvaluator.from_config(cfg, net, eval_info), verbose=False)
         if ema is not None:
             evaluate = partial(_evaluate_averaged, evaluate, ema)
     return TrainingSession(cfg, net, train_step, dataset, lr, start_epoch, meta, device, evaluate, dump)

@@ -41,19 +41,27 @@ def _duration(seconds):
 class Trainer:
     """Runs `train_step` over `dataset` for the remaining epochs of a learning-rate schedule.
 
-    `evaluate()` (optional) returns a result dict with `mAP`; the best finite mAP is kept as best.ckpt.
-    In a distributed run only the main rank writes checkpoints and evaluates; `group_size` only changes the
-    reported throughput. `dump` (a RankDump, optional) records the img_ids of each batch: the dataset then
-    yields them as its last column.
+    `evaluate()` (optional) returns a result dict with `mAP`, every `eval_interval` epochs and after the last; the
+    best finite mAP is kept as best.ckpt. `last.ckpt` is written every epoch and `epoch_N.ckpt` every
+    `save_checkpoint_epochs` (the newest `keep_checkpoint_max` kept). In a distributed run only the main rank writes
+    checkpoints and evaluates; `group_size` only changes the reported throughput. `dump` (a RankDump, optional)
+    records the img_ids of each batch: the dataset then yields them as its last column.
     """
 
-    def __init__(self, net, train_step, dataset, lr, cfg, run_dir, meta, is_main=True, evaluate=None,
-                 max_nan_steps=10, group_size=1, dump=None):
+    def __init__(self, net, train_step, dataset, lr, run_dir, meta, *, epochs, batch_size, log_interval=10,
+                 save_checkpoint_epochs=5, keep_checkpoint_max=3, eval_interval=5, dataset_sink_mode=False,
+                 is_main=True, evaluate=None, max_nan_steps=10, group_size=1, dump=None):
         self.net = net
         self.train_step = train_step
         self.dataset = dataset
         self.lr = lr
-        self.cfg = cfg
+        self.epochs = int(epochs)
+        self.batch_size = int(batch_size)
+        self.log_interval = int(log_interval)
+        self.save_checkpoint_epochs = int(save_checkpoint_epochs)
+        self.keep_checkpoint_max = int(keep_checkpoint_max)
+        self.eval_interval = int(eval_interval)
+        self.dataset_sink_mode = bool(dataset_sink_mode)
         self.run_dir = run_dir
         self.meta = meta
         self.is_main = is_main
@@ -89,12 +97,12 @@ class Trainer:
     def _prune(self):
         epochs = sorted((int(f[6:-5]), f) for f in os.listdir(self.run_dir)
                         if f.startswith("epoch_") and f.endswith(".ckpt") and f[6:-5].isdigit())
-        for _, f in epochs[:max(len(epochs) - self.cfg.keep_checkpoint_max, 0)]:
+        for _, f in epochs[:max(len(epochs) - self.keep_checkpoint_max, 0)]:
             os.remove(os.path.join(self.run_dir, f))
 
     def _use_sink(self):
         """dataset_sink_mode on a GPU or Ascend device; MindSpore has no data sink on the CPU."""
-        if not self.cfg.dataset_sink_mode:
+        if not self.dataset_sink_mode:
             return False
         import mindspore as ms
         target = ms.get_context("device_target")
@@ -126,7 +134,7 @@ class Trainer:
         so that an epoch ends on a sink boundary; losses and overflow are seen once per call.
         """
         import mindspore as ms
-        sink = max(d for d in range(1, min(self.cfg.log_interval, self.steps_per_epoch) + 1)
+        sink = max(d for d in range(1, min(self.log_interval, self.steps_per_epoch) + 1)
                    if self.steps_per_epoch % d == 0)
         run = ms.data_sink(self.train_step, self.dataset, sink_size=sink)
         log.info(f"dataset_sink_mode: {sink} steps per sink")
@@ -137,15 +145,14 @@ class Trainer:
         return steps_of
 
     def fit(self, start_epoch=0):
-        cfg = self.cfg
-        epochs = cfg.epoch_size
+        epochs = self.epochs
         if start_epoch >= epochs:
             log.info(f"nothing to do: the run is already at epoch {start_epoch} of {epochs}")
             return self.history
         remaining_epochs = epochs - start_epoch
         steps_of = self._sink_steps(remaining_epochs) if self._use_sink() else self._host_steps(remaining_epochs)
         global_step = start_epoch * self.steps_per_epoch
-        batch = cfg.batch_size
+        batch = self.batch_size
         step_times = []
         nan_steps = 0
         run_start = time.perf_counter()
@@ -173,12 +180,12 @@ class Trainer:
                     continue
                 nan_steps = 0
                 losses.append(loss)
-                if (i + 1) % cfg.log_interval < count or i + 1 == self.steps_per_epoch:
-                    recent = step_times[-cfg.log_interval:]
+                if (i + 1) % self.log_interval < count or i + 1 == self.steps_per_epoch:
+                    recent = step_times[-self.log_interval:]
                     sec = float(np.median(recent))
                     remaining = (epochs * self.steps_per_epoch - global_step) * sec
                     log.info(f"epoch {epoch + 1}/{epochs} step {i + 1}/{self.steps_per_epoch} "
-                             f"loss {np.mean(losses[-cfg.log_interval:]):.4f} "
+                             f"loss {np.mean(losses[-self.log_interval:]):.4f} "
                              f"lr {self.lr[min(global_step - 1, len(self.lr) - 1)]:.5f} "
                              f"{batch / sec:.1f} img/s ({sec:.2f} s/step) ETA {_duration(remaining)}")
             if self.dump:
@@ -186,11 +193,11 @@ class Trainer:
             epoch_loss = float(np.mean(losses)) if losses else float("nan")
             record = {"epoch": epoch + 1, "loss": epoch_loss}
             self._save("last.ckpt", epoch + 1, global_step)
-            if (epoch + 1) % cfg.save_checkpoint_epochs == 0 or epoch + 1 == epochs:
+            if (epoch + 1) % self.save_checkpoint_epochs == 0 or epoch + 1 == epochs:
                 if self.is_main:
                     self._save(f"epoch_{epoch + 1}.ckpt", epoch + 1, global_step)
                     self._prune()
-            if self.evaluate and ((epoch + 1) % cfg.eval_interval == 0 or epoch + 1 == epochs):
+            if self.evaluate and ((epoch + 1) % self.eval_interval == 0 or epoch + 1 == epochs):
                 result = self.evaluate()
                 record["mAP"] = result["mAP"]
                 self.consider_best(result["mAP"], epoch + 1, global_step)

@@ -2,8 +2,8 @@
 from ...config import ConfigError
 
 
-def require_unit_width(cfg):
+def require_unit_width(model_name, width_mult):
     """Models without a width multiplier (VGG16, ResNet50, EfficientDet's compound scaling) refuse another value,
     rather than silently ignoring it."""
-    if cfg.width_mult != 1.0:
-        raise ConfigError(f"{cfg.model_name} has no width multiplier; width_mult must be 1.0, got {cfg.width_mult}")
+    if width_mult != 1.0:
+        raise ConfigError(f"{model_name} has no width multiplier; width_mult must be 1.0, got {width_mult}")

@@ -5,11 +5,11 @@ from ..registry import BACKBONES, register_model
 
 
 @register_model("ssd_ghostnet")
-def ssd_ghostnet(cfg):
-    """GhostNet (width cfg.width_mult, 1.3 in the model zoo) with the same extras and SSDLite-style heads as
+def ssd_ghostnet(width_mult, img_shape):
+    """GhostNet (width `width_mult`, 1.3 in the model zoo) with the same extras and SSDLite-style heads as
     SSD-MobileNetV2: four stride-2 inverted residual blocks (512, 256, 256, 128) and a depthwise + 1x1 predictor
     per level."""
-    backbone = BACKBONES.get("ghostnet")(width_mult=cfg.width_mult)
+    backbone = BACKBONES.get("ghostnet")(width_mult=width_mult)
     neck = InvertedResidualExtras(backbone.out_channels, act="relu")  # the zoo's GhostNet extras use ReLU
 
     def head(anchors_per_location, num_outputs, prior_prob):

@@ -6,9 +6,9 @@ from .common import require_unit_width
 
 
 @register_model("ssd_vgg16")
-def ssd_vgg16(cfg):
+def ssd_vgg16(width_mult, img_shape):
     """VGG16 (conv4_3 L2-norm, fc6/fc7 as convs) -> conv8-conv11 extras -> a plain 3x3 conv predictor per level."""
-    require_unit_width(cfg)
+    require_unit_width("ssd_vgg16", width_mult)
     backbone = BACKBONES.get("vgg16")()
     neck = ConvExtras(backbone.out_channels)
 
