@@ -83,7 +83,7 @@ if [[ "$device" == "CPU" && "$backend" == "lite" ]]; then
       echo "converting $onnx -> $lite_model (log: $run_dir/convert.log) ..."
       # Lite 2.0 misreads a Resize without a mode and Convs that share a weight: src/deploy/lite_onnx.py fixes both.
       prepared="$run_dir/for_lite.onnx"
-      if ! (cd "$repo" && "$python_bin" -m src.deploy.lite_onnx "$onnx" "$prepared") &> "$run_dir/convert.log" \
+      if ! (cd "$repo" && "$python_bin" ascend310_infer/tools/lite_onnx.py "$onnx" "$prepared") &> "$run_dir/convert.log" \
           || ! GLOG_v="${GLOG_v:-3}" "$infer_dir/build/convert_onnx" "$prepared" "$lite_model" &>> "$run_dir/convert.log"; then
         rm -f "$prepared"
         show_log "$run_dir/convert.log"

@@ -6,10 +6,8 @@ Two Lite faults, both measured here against onnxruntime:
   are converted wrongly for all but one use (boxes off by 17): each further use gets its own copy.
 The result computes the same function; it is only larger (the FPN model's ONNX grows from 130 to 207 MB).
 
-    python -m src.deploy.lite_onnx IN.onnx OUT.onnx
+Its command line is ascend310_infer/tools/lite_onnx.py IN.onnx OUT.onnx (scripts/run_infer_cpp.sh runs it).
 """
-import sys
-
 from ..fileio import atomic_path
 from .exporter import name_resize_mode
 
@@ -45,17 +43,3 @@ def prepare_for_lite(src_path, dst_path):
     with atomic_path(dst_path) as tmp:
         onnx.save(model, tmp)
     return resized, copied
-
-
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2:
-        print("usage: python -m src.deploy.lite_onnx IN.onnx OUT.onnx", file=sys.stderr)
-        return 2
-    resized, copied = prepare_for_lite(*argv)
-    print(f"{argv[1]}: {resized} Resize nodes given mode=nearest, {copied} shared initializers copied")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
