@@ -24,7 +24,8 @@ def main(argv=None):
                        required=("images",), run_config_from="checkpoint_path", groups=GROUPS, keys=("loss",))
     if bool(cfg.checkpoint_path) == bool(cfg.model_file):
         raise ConfigError("give exactly one of --checkpoint_path (a .ckpt) and --model_file (a .mindir or .onnx)")
-    from src.deploy.predictor import Predictor, detections_doc, list_images, output_stems, read_rgb, write_prediction
+    from src.data.image_io import read_rgb
+    from src.deploy.predictor import Predictor, detections_doc, list_images, output_stems, write_prediction
     from src.deploy.runtimes import command_line_nms, open_checkpoint, open_model_file
     from src.device import device_from_config
 

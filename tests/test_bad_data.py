@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from src.data.formats import parse_coco, parse_txt, parse_voc
-from src.data.records import MAX_IMAGE_PIXELS, DatasetError, fits_int64, image_header, iter_checked_images
+from src.data.image_io import MAX_IMAGE_PIXELS, image_header
+from src.data.records import DatasetError, fits_int64, iter_checked_images
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSES = ["cat", "dog"]

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from src.data.formats import parse_txt, parse_voc
-from src.data.records import MAX_IMAGE_PIXELS, DatasetError, Record, SkipReport, check_image
+from src.data.image_io import MAX_IMAGE_PIXELS
+from src.data.records import DatasetError, Record, SkipReport, check_image
 from test_bad_data import GOOD, assert_valid, encoded
 
 FUZZ = settings(max_examples=150, deadline=None, database=None,

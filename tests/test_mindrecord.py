@@ -10,6 +10,7 @@ import pytest
 # src first: importing it sets the oneDNN option that must precede the first ``import mindspore``.
 from src.data import mindrecord as mr
 from src.data.formats import parse_coco, parse_txt
+from src.data.image_io import decode_bgr
 from src.data.records import DatasetError
 
 pytest.importorskip("mindspore")
@@ -83,7 +84,7 @@ def test_round_trip_keeps_empty_images_and_crowd_only_in_gt(tmp_path):
     # how a bytes column arrives: a 1-element array of dtype S<len>
     assert rows[0]["image"].dtype.kind == "S" and rows[0]["image"].shape == (1,)
     assert rows[0]["image"].tobytes() == (img / "a.jpg").read_bytes()
-    assert mr.decode_image(rows[0]["image"]).shape == (30, 40, 3)
+    assert decode_bgr(rows[0]["image"]).shape == (30, 40, 3)
     boxes, labels = mr.unpack_targets(rows[0]["boxes"], rows[0]["labels"], rows[0]["num_boxes"])
     np.testing.assert_allclose(boxes, [[2, 3, 20, 25]])                  # the crowd box is not trained on
     assert labels.tolist() == [1] and boxes.dtype == np.float32 and labels.dtype == np.int32

@@ -1,7 +1,7 @@
 """Validated records -> one MindRecord file, written once, atomically, and reused while its sources are unchanged.
 
 Columns (what ``mindspore.dataset.MindDataset`` reads):
-    image      bytes                 the image file as it is on disk (decode with ``decode_image``)
+    image      bytes                 the image file as it is on disk (decode with ``image_io.decode_bgr``)
     boxes      float32 [-1, 4]       non-crowd boxes, xyxy pixels of the original image
     labels     int32   [-1]          0..C-1
     num_boxes  int32                 how many rows of boxes/labels are real
@@ -46,7 +46,8 @@ SCHEMA = {
     "img_id": {"type": "int64"},
 }
 COLUMNS = list(SCHEMA)
-META_VERSION = 1          # bump when the stored layout changes, so old builds are rebuilt
+# The cache's one version: bump it when the readers or the stored layout change, so that old builds are rebuilt.
+CACHE_VERSION = 3
 ROWS_PER_WRITE = 64       # bounds the image bytes held in memory while writing
 PROGRESS_EVERY = 5000     # a COCO-sized build takes minutes: say that it is moving
 # Files whose change means a rebuild: annotations, and the images themselves (one added later must not be missed).
@@ -64,14 +65,6 @@ class MindRecordInfo:
 
 
 # -- reading helpers for the data pipeline -----------------------------------------------------------------------
-def decode_image(image: np.ndarray | bytes) -> np.ndarray:
-    """BGR uint8 image from the ``image`` column (an ``S…`` array of shape (1,), or raw bytes)."""
-    import cv2
-
-    data = image.tobytes() if isinstance(image, np.ndarray) else image
-    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-
-
 def unpack_targets(boxes: np.ndarray, labels: np.ndarray, num_boxes) -> tuple[np.ndarray, np.ndarray]:
     """The real ``boxes [N, 4]`` float32 and ``labels [N]`` int32 of a row (drops the padding of an empty image)."""
     n = int(np.asarray(num_boxes).reshape(-1)[0])
@@ -135,7 +128,7 @@ def _reusable(paths: dict[str, str], fingerprint) -> dict | None:
     try:
         with open(paths["meta"]) as f:
             meta = json.load(f)
-        if meta.get("version") != META_VERSION or meta.get("fingerprint") != fingerprint:
+        if meta.get("version") != CACHE_VERSION or meta.get("fingerprint") != fingerprint:
             return None
         # Sizes recorded at build time: a file replaced or truncated since then is not the build we described.
         for key, size in meta["file_sizes"].items():
@@ -253,7 +246,7 @@ def ensure_mindrecord(parsed_factory: Callable[[], ParsedDataset], out_dir: str,
         if rows != len(kept):
             raise RuntimeError(f"{paths['mindrecord']} holds {rows} rows after writing {len(kept)}")
         meta = {
-            "version": META_VERSION, "fingerprint": fingerprint, "class_names": list(parsed.class_names),
+            "version": CACHE_VERSION, "fingerprint": fingerprint, "class_names": list(parsed.class_names),
             "category_ids": [int(c) for c in parsed.category_ids], "num_images": len(kept),
             "num_boxes": num_boxes, "num_crowd_boxes": int(sum(int(r.iscrowd.sum()) for r in kept)),
             "summary": summary, "columns": COLUMNS,

@@ -11,21 +11,16 @@ import numpy as np
 from ..box.coder import BoxCoder
 from ..box.matcher import AnchorTargetEncoder
 from .augment import TrainTransform
-from .mindrecord import decode_image as decode_bgr
+from .image_io import decode_bgr
 from .mindrecord import unpack_targets
 
 
-def decode_bgr_checked(data):
-    """MindRecord bytes (an `S` array) -> HWC uint8 BGR."""
+def decode_record_bgr(data):
+    """A MindRecord's image (an `S` array) -> HWC uint8 BGR."""
     img = decode_bgr(data)
     if img is None:  # validated when the MindRecord was written, so this means the file changed under us
         raise ValueError("a MindRecord image could not be decoded; rebuild it with --only_create_dataset")
     return img
-
-
-def decode_image(data):
-    """MindRecord bytes (an `S` array) -> HWC uint8 RGB."""
-    return cv2.cvtColor(decode_bgr_checked(data), cv2.COLOR_BGR2RGB)
 
 
 PREFETCH = 4
@@ -71,7 +66,7 @@ class TrainSample:
         return self.rng
 
     def __call__(self, image, boxes, labels, num_boxes):
-        img = decode_bgr_checked(image)
+        img = decode_record_bgr(image)
         boxes, labels = unpack_targets(boxes, labels, num_boxes)
         chw, boxes, labels = self.transform(img, boxes, labels, self._process_rng())
         loc, target_labels, num_pos = self.encoder(boxes, labels)
@@ -86,7 +81,7 @@ class EvalSample:
         self.transform = transform
 
     def __call__(self, image, img_id):
-        img = decode_image(image)
+        img = cv2.cvtColor(decode_record_bgr(image), cv2.COLOR_BGR2RGB)
         return self.transform(img), img_id, np.array(img.shape[:2], np.int32)
 
 

@@ -16,6 +16,8 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from .image_io import MAX_IMAGE_PIXELS, decode_bgr, image_header, too_large
+
 # Annotation tools round coordinates, so COCO boxes often poke out of the image by a fraction of a pixel. Clipping
 # those is silent; only boxes that move by more than this many pixels are counted as clipped.
 CLIP_TOLERANCE_PX = 1.0
@@ -226,82 +228,6 @@ def drop_duplicate_images(records: list[Record], report: SkipReport) -> list[Rec
     return kept
 
 
-# A decoded image costs height * width * 3 bytes, and its header can claim any size (a 600-byte JPEG may say
-# 20000x20000 and make the decoder allocate 1.2 GB before it finds the data missing). So the size is read from the
-# header first and big images are skipped, not downscaled: a resized copy would need re-encoding and rescaled boxes,
-# and the user should choose how to shrink their data. 8192x8192 leaves photos and aerial tiles untouched.
-MAX_IMAGE_PIXELS = 8192 * 8192
-
-_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOF0..SOF15 (not DHT, JPG, DAC)
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(height, width) from a JPEG's frame header, walking the marker segments; None when it cannot be found."""
-    i, n = 2, len(data)
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:                       # fill byte before a marker
-            i += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:   # markers without a length
-            i += 2
-            continue
-        if marker in (0xD9, 0xDA):               # end of image, or a scan before any frame header
-            return None
-        length = int.from_bytes(data[i + 2:i + 4], "big")
-        if length < 2:
-            return None
-        if marker in _JPEG_FRAME_MARKERS:
-            if i + 9 > n:
-                return None
-            return int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
-        i += 2 + length
-    return None
-
-
-def image_header(data: bytes) -> tuple[str, tuple[int, int] | None]:
-    """(format name, (height, width) or None) read from the first bytes, without decoding.
-
-    Covers the formats datasets use (JPEG, PNG, BMP); others are named "other" and only their decoded size is
-    checked.
-    """
-    if data[:3] == b"\xff\xd8\xff":
-        return "JPEG", _jpeg_size(data)
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        if data[12:16] == b"IHDR" and len(data) >= 24:
-            return "PNG", (int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big"))
-        return "PNG", None
-    if data[:2] == b"BM" and len(data) >= 26:  # Windows header (OS/2's 16-bit one is left to the decoder)
-        width = int.from_bytes(data[18:22], "little", signed=True)
-        height = int.from_bytes(data[22:26], "little", signed=True)  # negative: rows stored top-down
-        return "BMP", (abs(height), abs(width))
-    return "other", None
-
-
-def too_large(height: int, width: int) -> str:
-    return (f"{width}x{height} is {height * width / 1e6:.0f} megapixels, more than the limit of "
-            f"{MAX_IMAGE_PIXELS / 1e6:.0f}; downscale it and its boxes")
-
-
-def decode_or_none(data: bytes):
-    """BGR uint8 image from encoded bytes, or None. Never raises: a bad file is the data's fault, not ours."""
-    import cv2  # imported here so that parsing annotations never pays for OpenCV
-
-    level = cv2.getLogLevel()
-    try:
-        cv2.setLogLevel(2)  # errors only: OpenCV warns about some broken files, and our skip line names the file
-        buf = np.frombuffer(data, np.uint8)
-        if buf.size == 0:
-            return None
-        return cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    except Exception:  # cv2.error, MemoryError for absurd headers, ...: all mean "cannot read this image"
-        return None
-    finally:
-        cv2.setLogLevel(level)
-
-
 def check_image(record: Record, data: bytes, report: SkipReport) -> tuple[int, int] | None:
     """Check ``record`` against its real image; returns ``(height, width)``, or None when the image is skipped.
 
@@ -317,7 +243,7 @@ def check_image(record: Record, data: bytes, report: SkipReport) -> tuple[int, i
     if header_hw is not None and header_hw[0] * header_hw[1] > MAX_IMAGE_PIXELS:
         report.skip_image(record.source, "image too large", f"{record.file_name}: {too_large(*header_hw)}")
         return None
-    image = decode_or_none(data)
+    image = decode_bgr(data)
     if image is None or image.ndim < 2 or image.shape[0] == 0 or image.shape[1] == 0:
         what = "not a readable image" if kind == "other" else f"corrupt or truncated {kind} data"
         report.skip_image(record.source, "unreadable image", f"{record.file_name}: {what}")

@@ -8,7 +8,6 @@ from .mindrecord import ensure_mindrecord, source_fingerprint
 from .records import DatasetError
 
 DATASETS = ("coco", "voc", "other", "demo")
-FORMAT_VERSION = 2  # bump when the reader or the record layout changes, so old MindRecords are rebuilt
 
 
 def _require(path, what, key):
@@ -65,8 +64,7 @@ def build_split(cfg, split, classes=None, force=False, build=True):
     classes = [str(c) for c in (classes or cfg.classes)] or None
     anchor_path, factory, paths = _source(cfg, split, classes)
     digest = hashlib.sha1(os.path.abspath(anchor_path).encode()).hexdigest()[:8]
-    fingerprint = {"format_version": FORMAT_VERSION, "dataset": cfg.dataset, "split": split,
-                   "classes": classes, "source": source_fingerprint(paths)}
+    fingerprint = {"dataset": cfg.dataset, "split": split, "classes": classes, "source": source_fingerprint(paths)}
     return ensure_mindrecord(factory, cfg.mindrecord_dir, f"{cfg.dataset}_{split}_{digest}", fingerprint,
                              force=force, build=build)
 

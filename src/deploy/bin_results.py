@@ -7,9 +7,9 @@ where A is the model's anchor count and C its class count (both in the model's .
 """
 import os
 
-import cv2
 import numpy as np
 
+from ..data.image_io import read_bgr
 from ..data.records import DatasetError
 from ..fileio import atomic_path
 
@@ -46,15 +46,16 @@ def image_size(entry, img_dir):
     if entry.get("height") and entry.get("width"):
         return int(entry["height"]), int(entry["width"])
     path = os.path.join(img_dir, entry["file_name"])
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    image, reason = read_bgr(path)
     if image is None:
-        raise DatasetError(f"{path}: the annotation gives no size and the image cannot be read")
+        raise DatasetError(f"{path}: the annotation gives no size and the image cannot be used ({reason})")
     return image.shape[:2]
 
 
 def write_reference_results(runtime, info, image_paths, result_dir):
     """What the C++ program does, in Python: eval's transform, the runtime, one pair of .bin files per image."""
-    from .predictor import Predictor, read_rgb
+    from ..data.image_io import read_rgb
+    from .predictor import Predictor
     predictor = Predictor(runtime, info)
     for path in image_paths:
         image, reason = read_rgb(path)

@@ -2,10 +2,9 @@
 import os
 
 import cv2
-import numpy as np
 
 from ..data.augment import EvalTransform
-from ..data.records import MAX_IMAGE_PIXELS, decode_or_none, image_header, too_large
+
 from ..evaluation.postprocess import image_detections
 from ..fileio import atomic_path, write_json_atomic
 from .draw import draw_detections
@@ -23,20 +22,6 @@ def list_images(path):
     if not files:
         raise FileNotFoundError(f"--images: no {'/'.join(e[1:] for e in IMAGE_EXTENSIONS)} files in {path}")
     return files
-
-
-def read_rgb(path):
-    """(HWC uint8 RGB, None) decoded as the data checks decode, or (None, the reason it cannot be used)."""
-    data = np.fromfile(path, np.uint8).tobytes()
-    if not data:
-        return None, "empty file"
-    _, size = image_header(data)
-    if size and size[0] * size[1] > MAX_IMAGE_PIXELS:   # refused before decoding, as in the data checks
-        return None, too_large(*size)
-    image = decode_or_none(data)
-    if image is None:
-        return None, "not a readable image"
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), None
 
 
 class Predictor:
