@@ -53,6 +53,29 @@ def softmax_hard_negative_loss(logits, labels, neg_pos_ratio=3.0):
     return ce * selected
 
 
+class SigmoidFocalLoss(nn.Cell):
+    """The summed sigmoid focal loss of logits [B, A, C] against labels [B, A] (0 background, -1 ignored)."""
+
+    def __init__(self, alpha=0.25, gamma=2.0):
+        super().__init__()
+        self.alpha = alpha
+        self.gamma = gamma
+
+    def construct(self, logits, labels):
+        return ops.reduce_sum(sigmoid_focal_loss(logits, labels, self.alpha, self.gamma))
+
+
+class SoftmaxHardNegativeLoss(nn.Cell):
+    """The summed softmax cross-entropy with `neg_pos_ratio` hard negatives per positive."""
+
+    def __init__(self, neg_pos_ratio=3.0):
+        super().__init__()
+        self.neg_pos_ratio = neg_pos_ratio
+
+    def construct(self, logits, labels):
+        return ops.reduce_sum(softmax_hard_negative_loss(logits, labels, self.neg_pos_ratio))
+
+
 class DetectionLoss(nn.Cell):
     """Wraps a detector with its loss: (image, loc targets, labels, num_pos) -> scalar loss.
 
@@ -66,22 +89,10 @@ class DetectionLoss(nn.Cell):
             raise ValueError(f"loss must be 'focal' or 'softmax_hnm', got {loss_type!r}")
         self.network = network
         self.loss_type = loss_type
-        self.alpha = alpha
-        self.gamma = gamma
-        self.neg_pos_ratio = neg_pos_ratio
+        self.classification = (SigmoidFocalLoss(alpha, gamma) if loss_type == "focal"
+                               else SoftmaxHardNegativeLoss(neg_pos_ratio))
         self.box_beta = box_beta
         self.box_weight = box_weight
-
-    # src.models.layers.use_cpu_kernels switches the focal loss to a C++ kernel on the CPU (same value and
-    # gradient, without the full-size temporaries).
-    cpu_kernel = False
-    kernel_source = "focal_loss.cc"
-
-    def enable_cpu_kernel(self, enabled=True):
-        self.cpu_kernel = bool(enabled) and self.loss_type == "focal"
-        if self.cpu_kernel:
-            from .kernels.focal_loss import focal_loss_op
-            self._focal_sum, self._focal_params = focal_loss_op(float(self.alpha), float(self.gamma))
 
     @classmethod
     def from_config(cls, network, cfg):
@@ -95,10 +106,5 @@ class DetectionLoss(nn.Cell):
         normaliser = ops.maximum(ops.reduce_sum(ops.cast(num_pos, mstype.float32)), 1.0)
         pos = ops.expand_dims(ops.cast(labels > 0, mstype.float32), -1)
         box_loss = ops.reduce_sum(smooth_l1(pred_loc, loc_targets, self.box_beta) * pos)
-        if self.loss_type == "focal" and self.cpu_kernel:
-            cls_loss = self._focal_sum(pred_cls, ops.cast(labels, mstype.int32), self._focal_params)[0]
-        elif self.loss_type == "focal":
-            cls_loss = ops.reduce_sum(sigmoid_focal_loss(pred_cls, labels, self.alpha, self.gamma))
-        else:
-            cls_loss = ops.reduce_sum(softmax_hard_negative_loss(pred_cls, labels, self.neg_pos_ratio))
+        cls_loss = self.classification(pred_cls, labels)
         return (cls_loss + self.box_weight * box_loss) / normaliser

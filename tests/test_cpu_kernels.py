@@ -11,7 +11,9 @@ import pytest
 
 from src.kernels import build as kernel_build
 from src.kernels.depthwise import library
-from src.models.layers import BatchNorm2d, ConvBNAct, DepthwiseConv2d, batch_norm, conv2d, use_cpu_kernels
+from src.kernels.swap import (FusedReLU, KernelBatchNorm2d, KernelDepthwiseConv2d, KernelSigmoidFocalLoss,
+                              use_cpu_kernels)
+from src.models.layers import ConvBNAct, batch_norm, conv2d
 
 pytestmark = pytest.mark.skipif(library() is None, reason="no C++ compiler to build the CPU kernel")
 
@@ -38,10 +40,10 @@ def test_kernel_matches_mindspore_conv(batch, channels, size, kernel, stride, bi
     ms.set_context(mode=ms.GRAPH_MODE)
     reference = conv2d(channels, channels, kernel, stride, groups=channels, has_bias=bias, bias_init="normal")
     fast = conv2d(channels, channels, kernel, stride, groups=channels, has_bias=bias)
-    assert isinstance(fast, DepthwiseConv2d)
+    assert type(fast) is nn.Conv2d  # models build MindSpore's own cells
     for mine, theirs in zip(fast.trainable_params(), reference.trainable_params()):
         mine.set_data(theirs.data)
-    assert use_cpu_kernels(fast) == 1 and fast.cpu_kernel
+    assert use_cpu_kernels(fast) == 1 and type(fast) is KernelDepthwiseConv2d
     rng = np.random.default_rng(size * 10 + stride)
     x = ms.Tensor(rng.standard_normal((batch, channels, size, size)).astype(np.float32))
     want_y, want_gx, want_gw = outputs_and_grads(reference, x)
@@ -60,7 +62,7 @@ def test_float16_inputs_come_back_as_float16():
     x = ms.Tensor(np.ones((1, 4, 6, 6), np.float16))
     y = conv(x)
     assert y.dtype == ms.float16
-    conv.enable_cpu_kernel(False)
+    use_cpu_kernels(conv, False)
     np.testing.assert_allclose(y.asnumpy(), conv(x.astype(ms.float32)).asnumpy(), rtol=2e-3, atol=2e-3)
 
 
@@ -69,9 +71,14 @@ def test_switch_keeps_parameter_names_and_only_touches_depthwise_convs():
     names = [p.name for p in block.get_parameters()]
     assert use_cpu_kernels(block) == 1  # the grouped (not depthwise) conv keeps MindSpore's kernel
     assert [p.name for p in block.get_parameters()] == names
-    assert use_cpu_kernels(block, False) == 1 and not block[0].cpu_kernel
-    # The block (which fuses its activation into the batch norm), its depthwise conv and its batch norm.
-    assert use_cpu_kernels(ConvBNAct(8, 8, 3, groups=8)) == 3
+    assert [n for n, _ in block.parameters_and_names()] == ["0.weight", "1.weight", "2.weight"]
+    assert use_cpu_kernels(block, False) == 1 and type(block[0]) is nn.Conv2d
+    # A ConvBNAct's depthwise conv, its batch norm, and its activation, which the batch norm kernel applies.
+    unit = ConvBNAct(8, 8, 3, groups=8)
+    names = [n for n, _ in unit.parameters_and_names()]
+    assert use_cpu_kernels(unit) == 3 and [n for n, _ in unit.parameters_and_names()] == names
+    assert type(unit.act) is FusedReLU and unit.bn.fused_activation == "relu"
+    assert use_cpu_kernels(unit, False) == 3 and type(unit.act) is nn.ReLU and type(unit.bn) is nn.BatchNorm2d
 
 
 def test_library_is_built_once_per_source_into_the_cache(tmp_path, monkeypatch):
@@ -96,7 +103,7 @@ def test_missing_compiler_is_reported_not_crashed(tmp_path, monkeypatch):
 def test_network_stays_on_mindspore_conv_when_the_kernel_cannot_be_built(monkeypatch):
     monkeypatch.setattr(kernel_build, "library", lambda source: None)
     conv = conv2d(4, 4, 3, groups=4)
-    assert use_cpu_kernels(conv) == 0 and not conv.cpu_kernel
+    assert use_cpu_kernels(conv) == 0 and type(conv) is nn.Conv2d
 
 
 @pytest.mark.parametrize("shape", [(4, 6, 5, 7), (2, 3, 1, 1), (8, 16, 19, 19)])
@@ -105,14 +112,13 @@ def test_batch_norm_kernel_matches_mindspore(shape):
     channels = shape[1]
     rng = np.random.default_rng(shape[2])
     reference, fast = batch_norm(channels), batch_norm(channels)
-    assert isinstance(fast, BatchNorm2d)
     for bn in (reference, fast):  # non-trivial scale, shift and running statistics
         bn.gamma.set_data(ms.Tensor(np.linspace(0.5, 2.0, channels, dtype=np.float32)))
         bn.beta.set_data(ms.Tensor(np.linspace(-1.0, 1.0, channels, dtype=np.float32)))
         bn.moving_mean.set_data(ms.Tensor(np.full(channels, 0.3, np.float32)))
         bn.moving_variance.set_data(ms.Tensor(np.full(channels, 2.0, np.float32)))
         bn.set_train(True)
-    assert use_cpu_kernels(fast) == 1
+    assert use_cpu_kernels(fast) == 1 and type(fast) is KernelBatchNorm2d
     x = ms.Tensor((rng.standard_normal(shape) * 3 + 5).astype(np.float32))  # |mean| > std
     want_y, want_gx, want_gw = outputs_and_grads(reference, x)
     got_y, got_gx, got_gw = outputs_and_grads(fast, x)
@@ -166,10 +172,9 @@ def test_focal_loss_kernel_matches_the_ops_version(gamma):
 def test_detection_loss_switches_its_focal_loss_only():
     from src.losses import DetectionLoss
     loss = DetectionLoss(nn.SequentialCell([conv2d(3, 3, 3, groups=3)]), loss_type="focal")
-    assert use_cpu_kernels(loss) == 2 and loss.cpu_kernel
+    assert use_cpu_kernels(loss) == 2 and type(loss.classification) is KernelSigmoidFocalLoss
     softmax = DetectionLoss(nn.SequentialCell([conv2d(3, 3, 3, groups=3)]), loss_type="softmax_hnm")
-    use_cpu_kernels(softmax)
-    assert not softmax.cpu_kernel  # hard-negative mining has no kernel
+    assert use_cpu_kernels(softmax) == 1  # the conv: hard-negative mining has no kernel
 
 
 def test_focal_loss_kernel_passes_non_finite_logits_on():
@@ -204,7 +209,7 @@ def test_fused_activation_matches_conv_bn_act(act):
         cell.bn.gamma.set_data(ms.Tensor(np.full(6, 4.0, np.float32)))
         cell.set_train(True)
     use_cpu_kernels(fast)
-    assert fast.bn.fused_activation == act and fast.fused_act == (act is not None)
+    assert fast.bn.fused_activation == act and (type(fast.act) is not type(reference.act)) == (act is not None)
     x = ms.Tensor(np.random.default_rng(2).standard_normal((2, 4, 9, 9)).astype(np.float32))
     want_y, want_gx, want_gw = outputs_and_grads(reference, x)
     got_y, got_gx, got_gw = outputs_and_grads(fast, x)

@@ -9,7 +9,7 @@ import pytest
 from src.config import load_config
 from src.models.backbones.resnet import Bottleneck
 from src.models.detector import build_detector
-from src.models.layers import use_cpu_kernels
+from src.kernels.swap import use_cpu_kernels
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -49,7 +49,7 @@ def run_benchmarks(cfg, device):
     from ..evaluation.postprocess import NMSParams
     from ..models.detector import build_detector
     from ..models.inference import InferenceNet
-    from ..models.layers import use_cpu_kernels
+    from ..kernels.swap import kernel_plan, use_cpu_kernels
     from ..training.builder import build_training
     from . import phases
     from .flops import forward_flops
@@ -58,7 +58,7 @@ def run_benchmarks(cfg, device):
     chosen = selected_phases(cfg)
     report = {"model_name": cfg.model_name, "config": cfg.config_path, "img_shape": list(cfg.img_shape),
               "batch_size": cfg.batch_size, "amp_level": cfg.amp_level, "dataset_sink_mode": cfg.dataset_sink_mode,
-              "cpu_kernels": bool(cfg.cpu_kernels and cfg.amp_level == "O0" and device.device_target == "CPU"),
+              "cpu_kernels": kernel_plan(cfg.cpu_kernels, device.device_target, cfg.amp_level, False)[0],
               "recompute": cfg.recompute, "mode": cfg.mode, "machine": machine(),
               "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     train_info = build_split(cfg, "train") if {"train", "pipeline"} & set(chosen) else None
@@ -99,7 +99,7 @@ def run_benchmarks(cfg, device):
         log.info(f"inference latency at batch 1, {cfg.infer_runs} runs")
         if net is None:
             net = build_detector(cfg, num_classes)
-            if cfg.cpu_kernels and device.device_target == "CPU":
+            if report["cpu_kernels"]:
                 use_cpu_kernels(net)
         report["inference"] = phases.benchmark_inference(InferenceNet(net, cfg.prior_scaling), cfg.img_shape,
                                                          cfg.infer_runs)

@@ -9,7 +9,6 @@ import mindspore.nn as nn
 import mindspore.ops as ops
 from mindspore.common.initializer import HeNormal, Normal, Constant
 
-from .kernel_cells import BatchNorm2d, DepthwiseConv2d, use_cpu_kernels  # noqa: F401  (use_cpu_kernels: re-export)
 
 
 class HSigmoid(nn.Cell):
@@ -52,21 +51,16 @@ def conv2d(in_channels, out_channels, kernel_size=3, stride=1, groups=1, dilatio
         # fan_out of a depthwise kernel counts all channels (C * k * k), which makes its weights tiny; behind BN a
         # tiny weight gets a huge gradient (1 / |w|), and from scratch the training stalls. fan_in (k * k) does not.
         weight_init = HeNormal(mode="fan_in" if groups > 1 else "fan_out", nonlinearity="relu")
-    depthwise = groups > 1 and groups == in_channels == out_channels and dilation == 1
-    cls = DepthwiseConv2d if depthwise else nn.Conv2d
-    return cls(in_channels, out_channels, kernel_size, stride=stride, pad_mode="pad", padding=padding,
-               dilation=dilation, group=groups, has_bias=has_bias, weight_init=weight_init, bias_init=bias_init)
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, pad_mode="pad", padding=padding,
+                     dilation=dilation, group=groups, has_bias=has_bias, weight_init=weight_init, bias_init=bias_init)
 
 
 def batch_norm(channels, momentum=0.9, eps=1e-5):
-    return BatchNorm2d(channels, momentum=momentum, eps=eps)
+    return nn.BatchNorm2d(channels, momentum=momentum, eps=eps)
 
 
 class ConvBNAct(nn.Cell):
     """conv -> BN -> activation; the unit every model here is made of."""
-
-    kernel_source = "batch_norm.cc"
-    fused_act = False  # the batch norm applies self.act (CPU kernel, training only)
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, groups=1, dilation=1, act="relu"):
         super().__init__()
@@ -74,16 +68,9 @@ class ConvBNAct(nn.Cell):
         self.bn = batch_norm(out_channels)
         self.act = make_activation(act)
 
-    def enable_cpu_kernel(self, enabled=True):
-        """With the CPU kernels, the batch norm applies a ReLU or ReLU6 itself while training (use_cpu_kernels)."""
-        fusable = {nn.ReLU: "relu", nn.ReLU6: "relu6"}.get(type(self.act), "")
-        self.bn.enable_cpu_kernel(enabled, activation=fusable)
-        self.fused_act = bool(enabled and fusable)
-
     def construct(self, x):
         x = self.bn(self.conv(x))
-        # An attribute of this cell, not a call on self.bn: mixed precision may wrap the batch norm.
-        if self.act is not None and not (self.fused_act and self.training):
+        if self.act is not None:
             x = self.act(x)
         return x
 

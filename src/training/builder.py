@@ -11,7 +11,7 @@ from ..data.records import DatasetError
 from ..evaluation.runner import DatasetEvaluator
 from ..losses import DetectionLoss
 from ..models.detector import build_detector, count_parameters
-from ..models.layers import use_cpu_kernels
+from ..kernels.swap import kernel_plan, use_cpu_kernels
 from .checkpoint import CheckpointError, load_into, load_train_state, read_checkpoint
 from .ema import ModelEMA
 from .lr_schedule import linear_scaled_lr, warmup_cosine_lr
@@ -106,15 +106,9 @@ def build_training(cfg, train_info, num_classes, device, eval_info=None):
     log.info(f"{cfg.model_name}: {count_parameters(net):,} parameters, {net.spec.num_anchors} anchors, "
              f"feature maps {net.spec.feature_sizes}")
     load_pretrained(net, cfg.pre_trained_backbone, cfg.pre_trained, cfg.checkpoint_filter_list)
-    # The CPU kernels compute in float32, and mixed precision wraps the cells they would replace.
-    kernels = cfg.cpu_kernels and device.device_target == "CPU" and cfg.amp_level == "O0"
+    kernels, no_kernels_reason = kernel_plan(cfg.cpu_kernels, device.device_target, cfg.amp_level, cfg.recompute)
     if cfg.recompute:
         log.info(f"recompute: {net.use_recompute()} blocks recompute their activations in the backward pass")
-        if not kernels:
-            # Measured on MindSpore 2.10 (tests/test_recompute.py): its BatchNorm op updates the moving statistics
-            # again when recomputed; the CPU kernel's batch norm updates them once.
-            log.warning("recompute with MindSpore's own batch norm: the recomputation repeats the moving-average "
-                        "update, so the moving statistics move twice per step (as with momentum m^2)")
     if cfg.amp_level != "O0":
         # O2/O3 keep the loss in float32: DetectionLoss casts the predictions back.
         ms.amp.auto_mixed_precision(net, cfg.amp_level)
@@ -135,8 +129,8 @@ def build_training(cfg, train_info, num_classes, device, eval_info=None):
         if switched:
             log.info(f"cpu_kernels: {switched} layers (depthwise convs, batch norms, focal loss) run on the C++ "
                      "CPU kernels")
-    elif cfg.cpu_kernels and device.device_target == "CPU":
-        log.info(f"cpu_kernels: not used with amp_level {cfg.amp_level}; MindSpore's own float16 ops run")
+    elif no_kernels_reason:
+        log.info(f"cpu_kernels: {no_kernels_reason}")
     optimizer = build_optimizer(net, lr, cfg.momentum, cfg.weight_decay)
     ema = ModelEMA(net, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
     train_step = TrainStep(loss, optimizer, build_loss_scale(cfg.loss_scale_type, cfg.loss_scale),
