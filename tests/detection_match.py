@@ -60,3 +60,13 @@ def coco_to_detections(results, label_of_category):
     return [{"label": label_of_category[r["category_id"]], "score": r["score"],
              "box": [r["bbox"][0], r["bbox"][1], r["bbox"][0] + r["bbox"][2], r["bbox"][1] + r["bbox"][3]]}
             for r in results]
+
+
+def relative_difference(got, want):
+    """Raw outputs of two runs: the largest |got - want|, relative to the largest magnitude in `want`.
+
+    Element-wise relative errors blow up where a value is near 0 (a score of 1e-7); the scale of the whole output
+    is what float32's rounding error is proportional to."""
+    import numpy as np
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12))

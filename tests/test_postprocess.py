@@ -49,7 +49,9 @@ def test_map_equals_evals(deployed, reference_bins, capsys, with_card):
     ours = printed_map(capsys.readouterr().out)
     want = json.loads(deployed["eval_result"].read_text())["mAP"]
     assert want > 0.0   # a meaningless zero on both sides would prove nothing
-    assert ours == pytest.approx(want, abs=1e-4)
+    # onnxruntime at batch 1 against eval's MindSpore at batch 8: float32 differences can swap a detection at the
+    # min_score or max_boxes cut, which moves the mAP of this random network by up to a few 1e-3 (as in the C++ test).
+    assert ours == pytest.approx(want, abs=0.005)
 
 
 def run_postprocess(argv):
