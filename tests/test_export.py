@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import mindspore as ms
-import numpy as np
 import pytest
 
 import export
