@@ -2,7 +2,8 @@
 
 Conventions
 -----------
-* images: HWC ``uint8`` RGB numpy arrays;
+* images: HWC ``uint8`` numpy arrays, RGB, or BGR as OpenCV decodes them where a ``bgr`` flag says so (training
+  feeds BGR: the output is the same, without a full-size colour conversion); the network input is always RGB;
 * boxes: pixel ``x1, y1, x2, y2`` ``float32`` ``[N, 4]`` in continuous coordinates (the image spans ``[0, W] x [0, H]``,
   pixel ``(i, j)`` covers ``[j, j + 1] x [i, i + 1]``); labels: ``int32`` ``[N]``; ``N`` may be 0;
 * randomness only through a ``np.random.Generator`` passed in;
@@ -71,7 +72,7 @@ def _as_image(img) -> np.ndarray:
     if img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
     if img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"expected an HWC RGB image, got shape {img.shape}")
+        raise ValueError(f"expected an HWC 3-channel image, got shape {img.shape}")
     if img.strides[2] != 1 or img.strides[1] != 3 or img.strides[0] < 0:  # e.g. img[:, ::-1]: OpenCV needs rows
         img = np.ascontiguousarray(img)
     return img
@@ -115,7 +116,7 @@ def photometric_distort(img: np.ndarray, rng: np.random.Generator, brightness_de
                         contrast_range: Tuple[float, float] = (0.5, 1.5),
                         saturation_range: Tuple[float, float] = (0.5, 1.5), hue_delta: float = 18.0,
                         prob: float = 0.5, bgr: bool = False) -> np.ndarray:
-    """SSD's photometric distortion of a uint8 RGB image; returns uint8 (``img`` itself when nothing was drawn).
+    """SSD's photometric distortion of a uint8 image; returns uint8 (``img`` itself when nothing was drawn).
 
     Each of brightness (add ``U(-brightness_delta, brightness_delta)``), contrast (multiply by ``U(contrast_range)``),
     saturation (multiply S by ``U(saturation_range)``) and hue (rotate H by ``U(-hue_delta, hue_delta)`` degrees) is

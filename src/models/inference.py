@@ -1,6 +1,6 @@
 """The inference wrapper: a detector plus box decoding, in the graph.
 
-Its outputs are what eval (and later export and C++ inference) consume: boxes [B, A, 4] as normalised
+Its outputs are what eval, export (and so predict.py and the C++ inference) consume: boxes [B, A, 4] as normalised
 x1, y1, x2, y2 and per-class scores [B, A, C] (sigmoid, or softmax without the background column). NMS stays
 outside the graph, in `src/box/nms.py`, shared by every consumer.
 """
