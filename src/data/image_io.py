@@ -108,15 +108,6 @@ def read_image_file(path) -> tuple[bytes | None, str | None]:
     return data, None
 
 
-def read_rgb(path) -> tuple[np.ndarray | None, str | None]:
-    """(HWC uint8 RGB image, None) from an image file, or (None, the reason it cannot be used)."""
-    data, reason = read_image_file(path)
-    if data is None:
-        return None, reason
-    image = decode_rgb(data)
-    return (image, None) if image is not None else (None, "not a readable image")
-
-
 def read_bgr(path) -> tuple[np.ndarray | None, str | None]:
     """(HWC uint8 BGR image, None) from an image file, or (None, the reason it cannot be used)."""
     data, reason = read_image_file(path)
@@ -124,3 +115,11 @@ def read_bgr(path) -> tuple[np.ndarray | None, str | None]:
         return None, reason
     image = decode_bgr(data)
     return (image, None) if image is not None else (None, "not a readable image")
+
+
+def read_rgb(path) -> tuple[np.ndarray | None, str | None]:
+    """(HWC uint8 RGB image, None) from an image file, or (None, the reason it cannot be used)."""
+    import cv2
+
+    image, reason = read_bgr(path)
+    return (None, reason) if image is None else (cv2.cvtColor(image, cv2.COLOR_BGR2RGB), None)
