@@ -1,4 +1,6 @@
 """Checks that every model's test runs the same way."""
+import math
+
 import mindspore as ms
 import mindspore.nn as nn
 import mindspore.ops as ops
@@ -91,3 +93,14 @@ def save_test_checkpoint(config_path, path, class_names, category_ids=None, seed
     save_checkpoint(str(path), net, meta={"model_name": cfg.model_name, "class_names": list(class_names),
                                           "category_ids": ids, "epoch": 0, "global_step": 0})
     return str(path)
+
+
+def assert_focal_prior_bias(net, prior_prob=0.01):
+    """Every class predictor's bias is exactly the focal-loss prior -log((1 - p) / p), so that every class starts at
+    probability p (RetinaNet's initialisation; a common mistake, log(p), starts at about 0.0099 too)."""
+    biases = {n: p.asnumpy() for n, p in net.parameters_and_names()
+              if n.endswith(".bias") and ("cls_layers" in n or "cls_pred" in n)}
+    assert biases
+    want = -math.log((1.0 - prior_prob) / prior_prob)
+    for name, value in biases.items():
+        np.testing.assert_allclose(value, want, rtol=1e-6, err_msg=name)

@@ -11,7 +11,7 @@ from src.models.backbones.efficientnet import build_efficientnet
 from src.models.detector import build_detector, count_parameters
 from src.models.necks.bifpn import BiFPN, FastNormalizedFusion, FusionNode, same_padding
 
-from model_checks import assert_one_step_lowers_loss
+from model_checks import assert_focal_prior_bias, assert_one_step_lowers_loss
 
 CONFIG = os.path.join(CONFIG_DIR, "efficientdet_d0_512.yaml")
 
@@ -43,6 +43,7 @@ def test_efficientdet_d0_full_size_shapes(efficientdet_d0):
     net.set_train(False)
     loc, cls = net(ms.Tensor(np.zeros((1, 3, 512, 512), np.float32)))
     assert loc.shape == (1, 49104, 4) and cls.shape == (1, 49104, 80)
+    assert_focal_prior_bias(net)
     np.testing.assert_allclose(1 / (1 + np.exp(-cls.asnumpy()[0, :9, :3])), 0.01, rtol=0.2)
 
 

@@ -9,7 +9,7 @@ from src.config import CONFIG_DIR, load_config
 from src.models.backbones.ghostnet import GhostModule, GhostNet
 from src.models.detector import count_parameters
 
-from model_checks import assert_one_step_lowers_loss, build_in_pynative
+from model_checks import assert_focal_prior_bias, assert_one_step_lowers_loss, build_in_pynative
 
 CONFIG = os.path.join(CONFIG_DIR, "ssd_ghostnet_300.yaml")
 
@@ -48,6 +48,7 @@ def test_ssd_ghostnet_full_size_shapes(ssd_ghostnet):
     assert [f.shape for f in net.backbone(x)] == [(1, 864, 19, 19), (1, 1248, 10, 10)]
     loc, cls = net(x)
     assert loc.shape == (1, 1917, 4) and cls.shape == (1, 1917, 80)
+    assert_focal_prior_bias(net)
     # The focal-loss prior: every class starts at probability 0.01.
     np.testing.assert_allclose(1 / (1 + np.exp(-cls.asnumpy()[0, :3, :3])), 0.01, rtol=0.2)
 

@@ -9,7 +9,7 @@ from src.config import CONFIG_DIR, ConfigError, load_config
 from src.models.backbones.resnet import ResNet
 from src.models.detector import build_detector, count_parameters
 
-from model_checks import assert_one_step_lowers_loss, build_in_pynative
+from model_checks import assert_focal_prior_bias, assert_one_step_lowers_loss, build_in_pynative
 
 CONFIG = os.path.join(CONFIG_DIR, "ssd_resnet50_fpn_640.yaml")
 RETINA640_SIZES = [(80, 80), (40, 40), (20, 20), (10, 10), (5, 5)]
@@ -50,6 +50,7 @@ def test_full_size_forward(full_size):
     loc, cls = full_size(x)
     assert loc.shape == (1, 51150, 4) and cls.shape == (1, 51150, 80)
     assert np.isfinite(loc.asnumpy()).all() and np.isfinite(cls.asnumpy()).all()
+    assert_focal_prior_bias(full_size)
     # The focal-loss prior holds at the start, on every level (the predictor is shared; each level has its BN).
     probs = 1 / (1 + np.exp(-cls.asnumpy()[0]))
     assert 0.003 < probs.mean() < 0.03

@@ -10,7 +10,7 @@ from src.models.backbones.mobilenet_v2 import MobileNetV2
 from src.models.detector import build_detector, count_parameters
 from src.models.inference import InferenceNet
 
-from model_checks import assert_one_step_lowers_loss, build_in_pynative
+from model_checks import assert_focal_prior_bias, assert_one_step_lowers_loss, build_in_pynative
 
 MOBILENET_V2 = os.path.join(CONFIG_DIR, "ssd_mobilenet_v2_300.yaml")
 
@@ -35,6 +35,7 @@ def test_ssd_mobilenet_v2_full_size_shapes(ssd_mobilenet_v2):
     net.set_train(False)
     loc, cls = net(ms.Tensor(np.zeros((1, 3, 300, 300), np.float32)))
     assert loc.shape == (1, 1917, 4) and cls.shape == (1, 1917, 80)
+    assert_focal_prior_bias(net)
     # The focal-loss prior: every class starts at probability 0.01.
     np.testing.assert_allclose(1 / (1 + np.exp(-cls.asnumpy()[0, :3, :3])), 0.01, rtol=0.2)
 
