@@ -166,12 +166,11 @@ def test_a_failing_rank_stops_the_whole_job_with_its_error(job, tmp_path):
     # launcher the scheduler, and the error must be shown rather than a hang.
     (tmp_path / "dump").mkdir()
     (tmp_path / "dump" / "rank1_samples.json").write_text("not json")
-    rc, out, seconds = launch("run_distribute_train_msrun.sh",
+    rc, out, _ = launch("run_distribute_train_msrun.sh",
                               ["2", "configs/ssd_mobilenet_v2_300.yaml", *data, *MODEL, "--run_name", "broken",
                                "--rank_dump_dir", str(tmp_path / "dump")], tmp_path, timeout=180)
     assert rc == 1, out[-3000:]
-    assert "worker_1.log (last lines)" in out and "JSONDecodeError" in out
-    assert seconds < 120
+    assert "worker_1.log (last lines)" in out and "JSONDecodeError" in out   # a hang fails at launch's timeout
     assert not own_processes(str(tmp_path)), own_processes(str(tmp_path))
 
 

@@ -57,6 +57,8 @@ def test_train_eval_resume_on_the_demo_set(demo_args):
     out = run("eval.py", ["--checkpoint_path", str(run_dir / "last.ckpt")])  # reads the run's config.yaml
     assert len(re.findall(r"^ Average (Precision|Recall) ", out, re.M)) == 12
     m = re.search(r"^mAP: ([0-9.]+)$", out, re.M)
+    # Five epochs of 16 tiny images teach too little for a meaningful bound here: that training learns is the
+    # overfit test's check below (AP50 >= 0.9); this one checks the path and the report.
     assert m and 0.0 <= float(m.group(1)) <= 1.0
     detections = json.loads((run_dir / "last_detections.json").read_text())
     assert detections and all({"image_id", "category_id", "bbox", "score"} <= set(det) for det in detections)

@@ -6,7 +6,7 @@ import re
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 import pytest
 
@@ -41,14 +41,20 @@ def test_kill_9_mid_epoch_then_resume_continues_at_the_same_epoch_step_and_lr(ar
     proc = subprocess.Popen([sys.executable, "train.py", *argv, "--epoch_size", "3"], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     seen = []
-    deadline = time.time() + 600
+    # A hard deadline, also for a run that hangs without printing: the kill ends the output, and the loop with it.
+    watchdog = threading.Timer(600, os.killpg, (proc.pid, signal.SIGKILL))
+    watchdog.start()
     try:
         for line in proc.stdout:   # epoch 1 ended (last.ckpt written) and epoch 2 is under way
             seen.append(line)
-            if "epoch 2/3 step 3/8" in line or time.time() > deadline:
+            if "epoch 2/3 step 3/8" in line:
                 break
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        watchdog.cancel()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         proc.wait()
     assert any("epoch 2/3 step 3/8" in line for line in seen), "".join(seen)[-3000:]
     assert proc.returncode == -signal.SIGKILL
