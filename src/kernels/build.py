@@ -70,11 +70,22 @@ def build_library(source_name):
     return str(target)
 
 
+SOURCES = ("depthwise_conv.cc", "batch_norm.cc", "focal_loss.cc")
+_failures = {}
+
+
 @functools.lru_cache(maxsize=None)
 def library(source_name):
-    """build_library's path, or None (with one warning per source) when it cannot be built here."""
+    """build_library's path, or None (with one warning per source) when it cannot be built here; `failure` then
+    tells why, with the compiler's message."""
     try:
         return build_library(source_name)
     except (KernelBuildError, OSError) as err:
+        _failures[source_name] = str(err)
         log.warning(f"CPU kernel {source_name} unavailable, MindSpore's own op is used instead: {err}")
         return None
+
+
+def failure(source_name):
+    """Why `library(source_name)` returned None (the compiler's message), or None."""
+    return _failures.get(source_name)
