@@ -41,7 +41,8 @@ def main(argv=None):
     if argv[:1] == ["--compare"]:
         from src.benchmarks.compare import compare
         if len(argv) < 2:
-            raise SystemExit("benchmark.py --compare needs one or more JSON files written by benchmark.py")
+            from src.config import ConfigError
+            raise ConfigError("--compare needs one or more JSON files written by benchmark.py")
         print(compare(argv[1:]))
         return 0
     _check_steps_flag(argv)

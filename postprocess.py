@@ -7,13 +7,14 @@ NMS and rescaling are eval's own code. Labels map to the annotation's categories
 names and ids of `--model_card` (the .json export.py writes), whose NMS settings are then used as well.
 Every image of the annotation file is scored; an image without output files counts as having no detections.
 """
-import json
 import os
 import sys
 
 import src  # noqa: F401  (package set-up; no MindSpore is needed here)
 from src.cli import run_main
 from src.config import ConfigError, parse_config
+from src.deploy.model_card import load_card
+from src.fileio import read_json
 
 
 # The config groups postprocess.py reads (default_config.yaml).
@@ -22,14 +23,18 @@ GROUPS = ("postprocess", "nms")
 
 def label_mapping(cfg, gt):
     """(class names, category ids, NMS settings source) from the model card or the annotation file."""
-    if cfg.model_card:
-        with open(cfg.model_card, encoding="utf-8") as f:
-            card = json.load(f)
-        return card["class_names"], card["category_ids"], card["nms"]
-    categories = sorted(gt.get("categories", []), key=lambda c: c["id"])
+    categories = sorted(gt.get("categories") or [], key=lambda c: c["id"])
     if not categories:
         raise ConfigError(f"{cfg.gt_json}: no categories")
-    return [c["name"] for c in categories], [c["id"] for c in categories], cfg
+    if not cfg.model_card:
+        return [c["name"] for c in categories], [c["id"] for c in categories], cfg
+    card = load_card(cfg.model_card)
+    unknown = sorted(set(card["category_ids"]) - {c["id"] for c in categories})
+    if unknown:
+        raise ConfigError(f"{cfg.model_card}: category ids {unknown} are not among the categories of {cfg.gt_json} "
+                          f"({', '.join(str(c['id']) for c in categories[:10])}): a card of a model trained on "
+                          "other data?")
+    return card["class_names"], card["category_ids"], card["nms"]
 
 
 def main(argv=None):
@@ -44,8 +49,9 @@ def main(argv=None):
     for key in ("result_path", "img_path"):
         if not os.path.isdir(cfg[key]):
             raise FileNotFoundError(f"--{key}: {cfg[key]} is not a folder")
-    with open(cfg.gt_json, encoding="utf-8") as f:
-        gt = json.load(f)
+    gt = read_json(cfg.gt_json, "COCO annotation file (--gt_json)")
+    if not isinstance(gt, dict) or not isinstance(gt.get("images"), list):
+        raise ConfigError(f"{cfg.gt_json}: not a COCO annotation file (no 'images' list)")
     names, ids, nms_source = label_mapping(cfg, gt)
     params = nms_params(nms_source, command_line_nms(cfg))
     evaluator = COCOEvaluator(cfg.gt_json, names, ids)

@@ -29,6 +29,8 @@ def main(argv=None):
     from src.deploy.runtimes import command_line_nms, open_checkpoint, open_model_file
     from src.device import device_from_config
 
+    if os.path.exists(cfg.out) and not os.path.isdir(cfg.out):
+        raise ConfigError(f"--out {cfg.out} is a file; give a folder for the JSON and PNG files")
     paths = list_images(cfg.images)
     device_from_config(cfg)
     if cfg.model_file:

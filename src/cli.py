@@ -2,15 +2,11 @@
 import errno
 import sys
 
-from .config import ConfigError
+from .errors import CheckpointError, ConfigError, DatasetError, ExportError
 
-
-def user_errors():
-    """Exception types that describe a problem with the user's input rather than a bug."""
-    from .data.records import DatasetError
-    from .deploy import ExportError
-    from .training.checkpoint import CheckpointError
-    return (ConfigError, DatasetError, CheckpointError, ExportError, FileNotFoundError, FloatingPointError)
+# Exception types that describe a problem with the user's input rather than a bug. src.errors imports nothing, so
+# reporting one never loads MindSpore.
+USER_ERRORS = (ConfigError, DatasetError, CheckpointError, ExportError, FileNotFoundError, FloatingPointError)
 
 
 # A full disk, a quota, a read-only or forbidden folder: the user's to fix, so one line, not a traceback.
@@ -32,6 +28,6 @@ def run_main(main):
         if isinstance(e, OSError) and e.errno in WRITE_ERRORS:
             text = e.strerror or str(e)
             fail(f"{text}: {e.filename}" if e.filename and str(e.filename) not in text else text)
-        if isinstance(e, user_errors()):
+        if isinstance(e, USER_ERRORS):
             fail(str(e))
         raise

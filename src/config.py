@@ -39,8 +39,7 @@ UNIT_INTERVAL = ("match_threshold", "ignore_threshold", "nms_threshold", "min_sc
                  "ema_decay")
 
 
-class ConfigError(ValueError):
-    """A user-facing configuration error: one line naming the file or key."""
+from .errors import ConfigError  # noqa: F401  (re-exported: the config's own error)
 
 
 def validate(cfg):
@@ -60,6 +59,12 @@ def validate(cfg):
             raise ConfigError(f"key '{key}' must be between 0 and 1, got {cfg[key]!r}")
     if "img_shape" in cfg and (len(cfg.img_shape) != 2 or min(cfg.img_shape) < 32):
         raise ConfigError(f"key 'img_shape' must be [height, width], each at least 32, got {cfg.img_shape}")
+    # Launchers set DEVICE_ID; checked here, before MindSpore loads and warns about it on its own.
+    device_env = os.environ.get("DEVICE_ID")
+    if device_env is not None and not device_env.strip().isdigit():
+        raise ConfigError(f"the environment variable DEVICE_ID must be a device index (0, 1, ...), got {device_env!r}")
+    if cfg.get("device_id", 0) < 0:
+        raise ConfigError(f"key 'device_id' must be a device index (0, 1, ...), got {cfg.device_id}")
     if cfg.get("num_classes", 0) < 0:
         raise ConfigError(f"key 'num_classes' must be 0 (derived from the classes) or positive, got {cfg.num_classes}")
     classes = [str(c) for c in cfg.get("classes") or []]
@@ -290,8 +295,15 @@ def _parse_cli_value(key, tokens, default):
 ZOO_ALIASES = {"checkpoint_file_path": "checkpoint_path", "output_path": "output_dir"}
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line (`prog: error: ...`, exit code 2), without the usage block: `-h` has it."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def _build_parser(values, helps, groups, readable, description):
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Lists take several values (--img_shape 320 320), one comma-separated token (--classes cat,dog) or one "
                "YAML string (--aspect_ratios '[[2], [2, 3]]').")

@@ -1,5 +1,7 @@
 """Device, execution mode and distributed set-up: the one place that calls `mindspore.set_context`."""
+import contextlib
 import os
+import sys
 from dataclasses import dataclass
 
 import mindspore as ms
@@ -56,6 +58,34 @@ def check_launcher(target):
                       "scripts/run_distribute_train.sh (Ascend rank table)")
 
 
+def _device_id(configured):
+    """The device index: the DEVICE_ID environment variable (as launchers set it; checked by the config), else the
+    config's."""
+    value = os.environ.get("DEVICE_ID")
+    return int(configured) if value is None else int(value)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Drop what MindSpore's C++ code writes to stderr inside the block: where a failure is reported as one line of
+    ours, its own log lines would only bury it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _backend_available(target):
+    """Whether MindSpore can use `target` (its probe lists, on stderr, the plugins it fails to load)."""
+    with native_stderr_silenced():
+        return bool(ms.hal.is_available(target))
+
+
 def setup_device(mode="GRAPH", device_target="auto", device_id=0, seed=1, distributed=False, device_num=0):
     """Set the execution mode and the device; with `distributed`, initialise communication.
 
@@ -73,7 +103,11 @@ def setup_device(mode="GRAPH", device_target="auto", device_id=0, seed=1, distri
         if target == "CPU":
             ms.set_device("CPU")
         else:
-            ms.set_device(target, int(os.environ.get("DEVICE_ID", device_id)))
+            index = _device_id(device_id)
+            if not _backend_available(target):
+                raise ConfigError(f"--device_target {target}: this MindSpore install has no {target} backend (the "
+                                  f"package or its drivers are missing); use --device_target CPU or auto")
+            ms.set_device(target, index)
     target = ms.get_context("device_target")
     ms.set_seed(int(seed))  # the same on every rank: the dataset shards are cut from one shuffled order
 

@@ -60,3 +60,21 @@ def write_json_atomic(path, doc, indent=None):
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=indent, default=float)
     return path
+
+
+def read_json(path, what="JSON file", error=None):
+    """The parsed JSON of `path`; a missing, unreadable or malformed file raises `error` (a user-facing type, by
+    default FileNotFoundError / ValueError) with one line naming it, and the line and column of a syntax error."""
+    from .errors import DatasetError
+    error = error or DatasetError
+    if os.path.isdir(path):
+        raise error(f"{path} is a folder; expected a {what}")
+    if not os.path.isfile(path):
+        raise error(f"{what} not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise error(f"{path}:{e.lineno}:{e.colno}: not a valid {what} ({e.msg})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise error(f"cannot read the {what} {path}: {getattr(e, 'strerror', None) or e}") from None

@@ -1,5 +1,6 @@
 """Side by side: the headline figures of several benchmark.py JSON files, and each one's ratio to the first."""
-import json
+from ..errors import ConfigError
+from ..fileio import read_json
 
 # (label, path in the report); each ratio is the value over the first file's
 FIGURES = [
@@ -24,8 +25,11 @@ def _get(report, path):
 def compare(paths):
     reports = []
     for path in paths:
-        with open(path, encoding="utf-8") as f:
-            reports.append(json.load(f))
+        report = read_json(path, "benchmark.py JSON file", ConfigError)
+        missing = [k for k in ("model_name", "batch_size", "amp_level") if not isinstance(report, dict) or k not in report]
+        if missing:
+            raise ConfigError(f"{path}: not a JSON file written by benchmark.py (no {', '.join(missing)})")
+        reports.append(report)
     names = [f"{r['model_name']} b{r['batch_size']} {r['amp_level']} k={int(bool(r.get('cpu_kernels')))}"
              for r in reports]
     width = max(len(n) for n in names + ["figure"]) + 2

@@ -24,7 +24,8 @@ def repeated(dataset, batches, output_numpy=False):
     """An iterator over `batches` batches of `dataset`, repeating its epochs as often as needed."""
     per_epoch = dataset.get_dataset_size()
     if per_epoch == 0:
-        raise ValueError("the dataset has fewer images than one batch")
+        from ..errors import DatasetError
+        raise DatasetError("the training set has fewer images than one batch; lower --batch_size")
     epochs = -(-batches // per_epoch)
     iterator = dataset.repeat(epochs).create_tuple_iterator(num_epochs=1, output_numpy=output_numpy)
     return itertools.islice(iterator, batches)

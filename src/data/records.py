@@ -16,15 +16,12 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from ..errors import DatasetError  # noqa: F401  (re-exported)
 from .image_io import MAX_IMAGE_PIXELS, decode_bgr, image_header, too_large
 
 # Annotation tools round coordinates, so COCO boxes often poke out of the image by a fraction of a pixel. Clipping
 # those is silent; only boxes that move by more than this many pixels are counted as clipped.
 CLIP_TOLERANCE_PX = 1.0
-
-
-class DatasetError(Exception):
-    """A problem with the user's data, explained in one line. Callers print it without a traceback."""
 
 
 @dataclass

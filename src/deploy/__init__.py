@@ -5,6 +5,4 @@ Every path ends in the same inference outputs (normalised boxes, per-class score
 `src.evaluation.postprocess.image_detections` (NMS, rescale), so exported models score exactly as eval does.
 """
 
-
-class ExportError(ValueError):
-    """A user-facing export or model-file problem (format, device, card)."""
+from ..errors import ExportError  # noqa: F401  (re-exported)

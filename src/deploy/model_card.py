@@ -7,7 +7,7 @@ scripts/run_infer_cpp.sh and postprocess.py read it, so no consumer needs the tr
 import json
 import os
 
-from ..fileio import write_json_atomic
+from ..fileio import read_json, write_json_atomic
 from . import ExportError
 
 CARD_VERSION = 1
@@ -68,14 +68,35 @@ def batch_size_of(card, model_path):
     raise ExportError(f"{card_path(model_path)} does not describe {os.path.basename(model_path)}; export it again")
 
 
+# What a consumer reads from a card, and the type each holds.
+REQUIRED = {"model_name": str, "img_shape": list, "img_mean": list, "img_std": list, "class_names": list,
+            "category_ids": list, "nms": dict}
+NMS_FIELDS = ("min_score", "nms_threshold", "max_boxes", "pre_nms_top_k")
+
+
+def load_card(path):
+    """A model card file, checked: one ExportError line naming the file and the field for anything malformed."""
+    card = read_json(path, "model card (.json from export.py)", ExportError)
+    if not isinstance(card, dict):
+        raise ExportError(f"{path}: a model card is a JSON object, not {type(card).__name__}")
+    if card.get("card_version") != CARD_VERSION:
+        raise ExportError(f"{path}: card_version {card.get('card_version')!r}, expected {CARD_VERSION}")
+    for key, kind in REQUIRED.items():
+        if not isinstance(card.get(key), kind):
+            raise ExportError(f"{path}: field '{key}' is missing or not a {kind.__name__}; export the model again")
+    missing = [k for k in NMS_FIELDS if not isinstance(card["nms"].get(k), (int, float))]
+    if missing:
+        raise ExportError(f"{path}: field 'nms' lacks {', '.join(missing)}; export the model again")
+    if len(card["class_names"]) != len(card["category_ids"]):
+        raise ExportError(f"{path}: {len(card['class_names'])} class names but {len(card['category_ids'])} "
+                          "category ids")
+    return card
+
+
 def read_card(model_path):
     """The card beside `model_path`; a FileNotFoundError naming it when absent."""
     path = card_path(model_path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: export.py writes it beside {os.path.basename(model_path)}, and "
                                 "it holds the input size, normalisation and class names")
-    with open(path, encoding="utf-8") as f:
-        card = json.load(f)
-    if card.get("card_version") != CARD_VERSION:
-        raise ExportError(f"{path}: card_version {card.get('card_version')!r}, expected {CARD_VERSION}")
-    return card
+    return load_card(path)

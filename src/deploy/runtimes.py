@@ -63,7 +63,11 @@ class MindIRRuntime(CheckpointRuntime):
     def __init__(self, path, batch_size):
         import mindspore as ms
         import mindspore.nn as nn
-        super().__init__(nn.GraphCell(ms.load(path)), batch_size)
+
+        from ..device import native_stderr_silenced
+        with native_stderr_silenced():  # a corrupt file: MindSpore logs it before raising, and we report it
+            graph = ms.load(path)
+        super().__init__(nn.GraphCell(graph), batch_size)
 
 
 class OnnxRuntime(_StaticBatchRuntime):
@@ -102,7 +106,14 @@ def open_model_file(path, nms_overrides=None):
     if ext not in (".mindir", ".onnx"):
         raise ExportError(f"--model_file: {path}: expected a .mindir or .onnx file (AIR and OM run on Ascend only)")
     card = read_card(path)
-    runtime = OnnxRuntime(path) if ext == ".onnx" else MindIRRuntime(path, batch_size_of(card, path))
+    try:
+        runtime = OnnxRuntime(path) if ext == ".onnx" else MindIRRuntime(path, batch_size_of(card, path))
+    except ExportError:
+        raise
+    except Exception as e:  # onnxruntime and MindSpore raise their own types for a corrupt or truncated file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ExportError(f"--model_file: {path} cannot be loaded as {ext[1:].upper()} ({first[:200]}); export "
+                          "it again") from None
     info = ModelInfo(card["model_name"], tuple(card["img_shape"]), tuple(card["img_mean"]), tuple(card["img_std"]),
                      list(card["class_names"]), nms_params(card["nms"], nms_overrides))
     return runtime, info

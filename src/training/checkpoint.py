@@ -11,15 +11,12 @@ import os
 
 import mindspore as ms
 
+from ..errors import CheckpointError  # noqa: F401  (re-exported)
 from ..fileio import atomic_path
 from .ema import EMA_PREFIX
 
 TRAIN_STATE = "train_state."
 META_KEYS = ("epoch", "global_step", "model_name", "class_names", "category_ids", "best_map")
-
-
-class CheckpointError(ValueError):
-    """A user-facing checkpoint problem, naming the file and the parameter."""
 
 
 def save_checkpoint(path, net, train_cell=None, meta=None):
