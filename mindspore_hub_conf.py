@@ -5,7 +5,8 @@
     net = create_network("ssd_resnet50_fpn_640", is_training=True, img_shape=[512, 512])   # the bare detector
 
 `name` is a config file name in configs/ (`ssd_vgg16_300`) or a model name (`ssd_vgg16`); `ssd300` is the model
-zoo's name for SSD-MobileNetV2. Keyword arguments other than `num_classes` and `is_training` override config keys.
+zoo's name for SSD-MobileNetV2. `checkpoint_path` loads trained weights: the checkpoint's EMA weights when it holds
+them, as eval and export use. Other keyword arguments override config keys.
 With `is_training=False` (the default) the network is the exported inference wrapper: normalised x1, y1, x2, y2
 boxes [B, A, 4] and per-class scores [B, A, C]; NMS is `src.box.nms.multiclass_nms`, as in eval.
 """
@@ -13,11 +14,12 @@ import src  # noqa: F401  (sets the oneDNN ISA before MindSpore loads)
 from src.config import ConfigError, load_config, model_configs
 from src.models.detector import build_detector
 from src.models.inference import InferenceNet
+from src.training.checkpoint import load_weights, read_checkpoint
 
 ALIASES = {"ssd300": "ssd_mobilenet_v2_300"}
 
 
-def create_network(name, *args, num_classes=80, is_training=False, **config_overrides):
+def create_network(name, *args, num_classes=80, is_training=False, checkpoint_path=None, **config_overrides):
     if args:
         raise TypeError("create_network takes the model name and keyword arguments only")
     configs = model_configs()
@@ -26,6 +28,9 @@ def create_network(name, *args, num_classes=80, is_training=False, **config_over
         raise ConfigError(f"unknown model '{name}'; available: {', '.join(sorted(configs))}")
     cfg = load_config(configs[name], **config_overrides)
     net = build_detector(cfg, num_classes)
+    if checkpoint_path:
+        params, _ = read_checkpoint(checkpoint_path)
+        load_weights(net, params, checkpoint_path, use_ema=True)
     if is_training:
         return net
     net.set_train(False)

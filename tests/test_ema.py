@@ -94,6 +94,13 @@ def test_a_checkpoint_holds_both_weights_and_inference_takes_the_average(tmp_pat
     assert meta["weights"] == "raw"
     np.testing.assert_allclose(raw(x)[1].asnumpy(), want_raw, atol=1e-5)
 
+    # The hub entry loads the average too.
+    from mindspore_hub_conf import create_network
+    hub = create_network("ssd_ghostnet", num_classes=3, is_training=True, checkpoint_path=path, width_mult=0.25,
+                         img_shape=[64, 64], steps=[])
+    hub.set_train(False)
+    np.testing.assert_allclose(hub(x)[1].asnumpy(), want_ema, atol=1e-5)
+
     # A checkpoint written without an EMA (an older run) loads its raw weights.
     plain = save_checkpoint(str(tmp_path / "plain.ckpt"), net)
     _, fresh = small_detector(2)
