@@ -48,13 +48,13 @@ def main(argv=None):
     _check_steps_flag(argv)
     cfg = parse_config(argv, description="Benchmark one model: training, data, matching, post-processing, "
                                          "inference, memory and FLOPs.", groups=GROUPS)
-    from src.benchmarks.runner import run_benchmarks, selected_phases
+    from src.benchmarks.runner import run_benchmarks_from_config, selected_phases
     from src.device import device_from_config
     from src.training.trainer import setup_logging
 
-    selected_phases(cfg)  # a typo fails before anything is built
+    selected_phases(cfg.benchmarks)  # a typo fails before anything is built
     setup_logging()
-    run_benchmarks(cfg, device_from_config(cfg))
+    run_benchmarks_from_config(cfg, device_from_config(cfg))
     return 0
 
 

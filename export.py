@@ -23,13 +23,13 @@ def main(argv=None):
                        required=("checkpoint_path",), run_config_from="checkpoint_path", groups=GROUPS,
                        keys=("loss",), renamed={"batch_size": "export_batch_size"})
     from src.deploy.exporter import check_format, export_model
-    from src.deploy.loading import card_from_config, category_ids, inference_net, load_detector
+    from src.deploy.loading import card_from_config, category_ids, inference_net, detector_from_config
     from src.device import device_from_config
 
     device_from_config(cfg)
     file_format = check_format(cfg.file_format)   # before the model is built: AIR fails fast off Ascend
     batch_size = int(cfg.export_batch_size)
-    net, names, meta = load_detector(cfg)
+    net, names, meta = detector_from_config(cfg)
     file_name = cfg.file_name or os.path.splitext(cfg.checkpoint_path)[0]
     card = card_from_config(cfg, names, category_ids(meta, names), net.spec.num_anchors)
     path, card = export_model(inference_net(net, cfg.prior_scaling), card, file_format, file_name, batch_size)

@@ -42,7 +42,7 @@ def main(argv=None):
                        required=("result_path", "img_path", "gt_json"), groups=GROUPS,
                        renamed={"anno_path": "gt_json"})
     from src.deploy.bin_results import image_size, read_result_bins
-    from src.deploy.runtimes import command_line_nms, nms_params
+    from src.deploy.runtimes import nms_overrides_from_config, nms_params
     from src.evaluation.coco_evaluator import COCOEvaluator
     from src.evaluation.postprocess import image_detections
 
@@ -53,7 +53,7 @@ def main(argv=None):
     if not isinstance(gt, dict) or not isinstance(gt.get("images"), list):
         raise ConfigError(f"{cfg.gt_json}: not a COCO annotation file (no 'images' list)")
     names, ids, nms_source = label_mapping(cfg, gt)
-    params = nms_params(nms_source, command_line_nms(cfg))
+    params = nms_params(nms_source, nms_overrides_from_config(cfg))
     evaluator = COCOEvaluator(cfg.gt_json, names, ids)
     missing = 0
     for entry in gt["images"]:

@@ -26,7 +26,7 @@ def main(argv=None):
         raise ConfigError("give exactly one of --checkpoint_path (a .ckpt) and --model_file (a .mindir or .onnx)")
     from src.data.image_io import read_rgb
     from src.deploy.predictor import Predictor, detections_doc, list_images, output_stems, write_prediction
-    from src.deploy.runtimes import command_line_nms, open_checkpoint, open_model_file
+    from src.deploy.runtimes import nms_overrides_from_config, checkpoint_runtime_from_config, open_model_file
     from src.device import device_from_config
 
     if os.path.exists(cfg.out) and not os.path.isdir(cfg.out):
@@ -34,9 +34,9 @@ def main(argv=None):
     paths = list_images(cfg.images)
     device_from_config(cfg)
     if cfg.model_file:
-        runtime, info = open_model_file(cfg.model_file, command_line_nms(cfg))
+        runtime, info = open_model_file(cfg.model_file, nms_overrides_from_config(cfg))
     else:
-        runtime, info = open_checkpoint(cfg)
+        runtime, info = checkpoint_runtime_from_config(cfg)
     predictor = Predictor(runtime, info)
     os.makedirs(cfg.out, exist_ok=True)
     skipped = 0

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # C++ inference on a folder of images, then the COCO mAP of its results.
 #
-#   bash scripts/run_infer_cpp.sh MODEL_PATH DATA_PATH [DEVICE_TYPE] [DEVICE_ID] [ANNO_PATH]
+#   bash scripts/run_infer_cpp.sh MODEL_PATH DATA_PATH [DEVICE_TYPE] [DEVICE_ID] [GT_JSON]
 #
 # MODEL_PATH   from export.py: NAME.mindir or NAME.onnx (NAME.json, the sidecar with img_mean/img_std, beside it)
 # DATA_PATH    folder of images, e.g. /data/coco2017/val2017
 # DEVICE_TYPE  CPU (default) | Ascend310
 # DEVICE_ID    default 0 (Ascend310)
-# ANNO_PATH    COCO annotations; default DATA_PATH/../annotations/instances_<basename of DATA_PATH>.json
+# GT_JSON      COCO annotations; default DATA_PATH/../annotations/instances_<basename of DATA_PATH>.json
 #
 # CPU (MindSpore Lite 2.0, which cannot read a MindSpore 2.x MINDIR): NAME.onnx (given, or beside NAME.mindir) is
 # converted once to NAME_lite.mindir by ascend310_infer/build/convert_onnx (again when the ONNX is newer).
@@ -19,7 +19,7 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: bash scripts/run_infer_cpp.sh MODEL_PATH DATA_PATH [DEVICE_TYPE] [DEVICE_ID] [ANNO_PATH]" >&2
+  echo "usage: bash scripts/run_infer_cpp.sh MODEL_PATH DATA_PATH [DEVICE_TYPE] [DEVICE_ID] [GT_JSON]" >&2
   echo "       DEVICE_TYPE: CPU (default) or Ascend310; DEVICE_ID: default 0" >&2
   exit 2
 }
@@ -45,7 +45,7 @@ fi
 [[ -d "$data" ]] || die "image folder not found: $data" 2
 [[ "$device" == "CPU" || "$device" == "Ascend310" ]] || die "DEVICE_TYPE must be CPU or Ascend310, got $device" 2
 [[ "$device_id" =~ ^[0-9]+$ ]] || die "DEVICE_ID must be a number, got $device_id" 2
-[[ -f "$anno" ]] || die "annotation file not found: $anno (give ANNO_PATH)" 2
+[[ -f "$anno" ]] || die "annotation file not found: $anno (give GT_JSON)" 2
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 infer_dir="$repo/ascend310_infer"

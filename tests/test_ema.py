@@ -9,7 +9,7 @@ import pytest
 
 from detection_match import relative_difference
 from src.config import Config, load_config
-from src.deploy.loading import inference_net, load_detector
+from src.deploy.loading import inference_net, detector_from_config
 from src.models.detector import build_detector
 from src.training.checkpoint import load_weights, read_checkpoint, save_checkpoint
 from src.training.ema import EMA_PREFIX, ModelEMA, ema_decay_at
@@ -87,10 +87,10 @@ def test_a_checkpoint_holds_both_weights_and_inference_takes_the_average(tmp_pat
     net.set_train(False)
     want_ema, want_raw = other(x)[1].asnumpy(), net(x)[1].asnumpy()
     assert np.abs(want_ema - want_raw).max() > 1e-3
-    loaded, _, meta = load_detector(Config(cfg, checkpoint_path=path))
+    loaded, _, meta = detector_from_config(Config(cfg, checkpoint_path=path))
     assert meta["weights"] == "EMA"
     np.testing.assert_allclose(loaded(x)[1].asnumpy(), want_ema, atol=1e-5)
-    raw, _, meta = load_detector(Config(cfg, checkpoint_path=path, ema_weights=False))
+    raw, _, meta = detector_from_config(Config(cfg, checkpoint_path=path, ema_weights=False))
     assert meta["weights"] == "raw"
     np.testing.assert_allclose(raw(x)[1].asnumpy(), want_raw, atol=1e-5)
 

@@ -16,7 +16,7 @@ from model_checks import sample_inputs, save_test_checkpoint
 from src.config import load_config, model_configs
 from src.data.demo import CLASS_NAMES, CATEGORY_IDS
 from src.deploy.exporter import name_resize_mode
-from src.deploy.loading import inference_net, load_detector
+from src.deploy.loading import inference_net, detector_from_config
 from src.deploy.model_card import batch_size_of, read_card
 from src.deploy.runtimes import MindIRRuntime, OnnxRuntime
 
@@ -29,7 +29,7 @@ def export_and_compare(config_path, tmp, formats=("MINDIR", "ONNX"), batch_size=
     ckpt = save_test_checkpoint(config_path, tmp / "model.ckpt", CLASS_NAMES, CATEGORY_IDS)
     cfg = load_config(config_path, checkpoint_path=ckpt)
     ms.set_context(mode=ms.PYNATIVE_MODE)
-    infer = inference_net(load_detector(cfg)[0], cfg.prior_scaling)
+    infer = inference_net(detector_from_config(cfg)[0], cfg.prior_scaling)
     x = sample_inputs(cfg, batch_size, offset=3)
     want = [t.asnumpy() for t in infer(ms.Tensor(x))]
     diffs = {}

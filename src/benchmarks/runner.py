@@ -21,8 +21,9 @@ REFERENCE_ANCHOR_CONFIGS = ("configs/ssd_vgg16_300.yaml", "configs/ssd_resnet50_
 COCO_CLASSES = 80  # post-processing is timed as on COCO val2017, whatever the training set
 
 
-def selected_phases(cfg):
-    chosen = [str(p) for p in cfg.benchmarks]
+def selected_phases(names):
+    """The measurements named in `names` (the `benchmarks` key), in their running order."""
+    chosen = [str(p) for p in names]
     unknown = sorted(set(chosen) - set(PHASES))
     if unknown or not chosen:
         raise ConfigError(f"--benchmarks: unknown {unknown or 'empty list'}; choose from {list(PHASES)}")
@@ -34,14 +35,14 @@ def _anchors_of(config_path):
     return build_detector(load_config(config_path), COCO_CLASSES).spec.anchors
 
 
-def _json_path(cfg):
-    if cfg.json_path:
-        return os.path.abspath(cfg.json_path)
-    name = f"{cfg.model_name}_b{cfg.batch_size}_{time.strftime('%Y%m%d-%H%M%S')}.json"
-    return os.path.abspath(os.path.join(cfg.output_dir, "benchmarks", name))
+def _json_path(json_path, output_dir, model_name, batch_size):
+    if json_path:
+        return os.path.abspath(json_path)
+    name = f"{model_name}_b{batch_size}_{time.strftime('%Y%m%d-%H%M%S')}.json"
+    return os.path.abspath(os.path.join(output_dir, "benchmarks", name))
 
 
-def run_benchmarks(cfg, device):
+def run_benchmarks_from_config(cfg, device):
     """Every selected measurement for `cfg`'s model: the config-reading layer of the benchmarks; the phases take
     explicit arguments."""
     from ..data.pipeline import build_target_encoder, train_dataset_from_config
@@ -55,7 +56,7 @@ def run_benchmarks(cfg, device):
     from .flops import forward_flops
     from .postprocess_bench import benchmark_postprocess
 
-    chosen = selected_phases(cfg)
+    chosen = selected_phases(cfg.benchmarks)
     report = {"model_name": cfg.model_name, "config": cfg.config_path, "img_shape": list(cfg.img_shape),
               "batch_size": cfg.batch_size, "amp_level": cfg.amp_level, "dataset_sink_mode": cfg.dataset_sink_mode,
               "cpu_kernels": kernel_plan(cfg.cpu_kernels, device.device_target, cfg.amp_level, False)[0],
@@ -122,7 +123,7 @@ def run_benchmarks(cfg, device):
                                                       cfg.prior_scaling, NMSParams.from_config(cfg),
                                                       cfg.eval_images)
     report["peak_rss_mb"] = peak_rss_mb()
-    path = _json_path(cfg)
+    path = _json_path(cfg.json_path, cfg.output_dir, cfg.model_name, cfg.batch_size)
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
     print(format_report(report))

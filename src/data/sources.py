@@ -26,7 +26,7 @@ def _coco_split(root, data_type, key):
     return json_path, image_dir
 
 
-def _source(cfg, split, classes):
+def _source_from_config(cfg, split, classes):
     """(name stem, parser factory, paths whose change means a rebuild) for one split."""
     train = split == "train"
     if cfg.dataset in ("coco", "demo"):
@@ -62,7 +62,7 @@ def build_split(cfg, split, classes=None, force=False, build=True):
     if split not in ("train", "eval"):
         raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
     classes = [str(c) for c in (classes or cfg.classes)] or None
-    anchor_path, factory, paths = _source(cfg, split, classes)
+    anchor_path, factory, paths = _source_from_config(cfg, split, classes)
     digest = hashlib.sha1(os.path.abspath(anchor_path).encode()).hexdigest()[:8]
     fingerprint = {"dataset": cfg.dataset, "split": split, "classes": classes, "source": source_fingerprint(paths)}
     return ensure_mindrecord(factory, cfg.mindrecord_dir, f"{cfg.dataset}_{split}_{digest}", fingerprint,

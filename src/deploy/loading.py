@@ -18,7 +18,7 @@ def checkpoint_classes(classes, num_classes, meta, path):
     return names
 
 
-def load_detector(cfg, path=None):
+def detector_from_config(cfg, path=None):
     """The detector that `cfg` builds, with the weights of its checkpoint (the config's reader for inference).
 
     Returns (detector in inference mode, class names, checkpoint metadata). The weights (the EMA's unless

@@ -93,7 +93,7 @@ def nms_params(defaults, overrides=None):
     return NMSParams.from_config(values)
 
 
-def command_line_nms(cfg):
+def nms_overrides_from_config(cfg):
     """The NMS keys that were given on the command line: they override an exported model's card."""
     return {k: cfg[k] for k in NMS_KEYS if k in cfg.command_line}
 
@@ -119,10 +119,10 @@ def open_model_file(path, nms_overrides=None):
     return runtime, info
 
 
-def open_checkpoint(cfg):
+def checkpoint_runtime_from_config(cfg):
     """(runtime, ModelInfo) for `cfg.checkpoint_path`, built with `cfg`."""
-    from .loading import inference_net, load_detector
-    net, names, _ = load_detector(cfg)
+    from .loading import inference_net, detector_from_config
+    net, names, _ = detector_from_config(cfg)
     info = ModelInfo(cfg.model_name, tuple(cfg.img_shape), tuple(cfg.img_mean), tuple(cfg.img_std), names,
                      NMSParams.from_config(cfg))
     return CheckpointRuntime(inference_net(net, cfg.prior_scaling)), info
