@@ -3,6 +3,7 @@
 The per-sample work is numpy and cv2 in a python map; cv2 releases the GIL, so worker threads overlap.
 """
 import os
+import threading
 
 import cv2
 import mindspore.dataset as ds
@@ -47,30 +48,47 @@ def build_target_encoder(cfg, anchors):
 class TrainSample:
     """One training sample: augmented CHW image, box targets [A, 4], labels [A] and the positive count.
 
-    `transform` takes a BGR image (as decoded: no full-size colour conversion), `encoder` matches and encodes."""
+    `transform` takes a BGR image (as decoded: no full-size colour conversion), `encoder` matches and encodes.
+    The augmentation of an image is drawn from its own random stream, seeded by (`seed`, image id, how often this
+    image was seen before): a run is the same whichever worker thread takes which sample, so a seed reproduces it.
+    With python_multiprocessing every worker counts its own visits, so the process id joins the seed there.
+    """
 
     def __init__(self, transform, encoder, seed):
         self.transform = transform
         self.encoder = encoder
-        self.seed = seed
-        self.rng = np.random.default_rng(seed)
+        self.seed = int(seed)
+        self._visits = {}
+        self._lock = threading.Lock()
         self._pid = os.getpid()
 
-    def _process_rng(self):
-        """This process's random stream. With python_multiprocessing every worker gets a pickled copy of this
-        object, rng state included: without a re-seed the workers would draw the same augmentations."""
-        pid = os.getpid()
-        if pid != self._pid:
-            self._pid = pid
-            self.rng = np.random.default_rng([self.seed, pid])
-        return self.rng
+    def __getstate__(self):  # python_multiprocessing pickles this object into its workers: not the lock
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
 
-    def __call__(self, image, boxes, labels, num_boxes):
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def rng_for(self, img_id):
+        """The random stream of this visit of image `img_id`."""
+        img_id = int(np.asarray(img_id).reshape(-1)[0])
+        with self._lock:
+            visit = self._visits.get(img_id, 0)
+            self._visits[img_id] = visit + 1
+        key = [self.seed, img_id, visit]
+        pid = os.getpid()
+        if pid != self._pid:  # a worker process
+            key.append(pid)
+        return np.random.default_rng(key)
+
+    def __call__(self, image, boxes, labels, num_boxes, img_id):
         img = decode_record_bgr(image)
         boxes, labels = unpack_targets(boxes, labels, num_boxes)
-        chw, boxes, labels = self.transform(img, boxes, labels, self._process_rng())
+        chw, boxes, labels = self.transform(img, boxes, labels, self.rng_for(img_id))
         loc, target_labels, num_pos = self.encoder(boxes, labels)
-        return chw, loc, target_labels, np.array(num_pos, np.int32)
+        return chw, loc, target_labels, np.array(num_pos, np.int32), img_id
 
 
 class EvalSample:
@@ -97,15 +115,14 @@ def create_train_dataset(mindrecord_path, sample, batch_size, rank=0, group_size
     # MindSpore queues 16 rows or batches between ops by default: with the 640 models' batches (48 MB at batch 8)
     # that alone is most of a gigabyte, for no speed gained over a few.
     ds.config.set_prefetch_size(PREFETCH)
-    columns = ["image", "boxes", "labels", "num_boxes"]
-    dataset = ds.MindDataset(mindrecord_path, columns_list=columns + (["img_id"] if with_ids else []),
-                             shuffle=shuffle, num_shards=group_size if group_size > 1 else None,
+    columns = ["image", "boxes", "labels", "num_boxes", "img_id"]
+    dataset = ds.MindDataset(mindrecord_path, columns_list=columns, shuffle=shuffle,
+                             num_shards=group_size if group_size > 1 else None,
                              shard_id=rank if group_size > 1 else None, num_parallel_workers=1)
     outputs = ["image", "loc", "labels", "num_pos"]
-    dataset = dataset.map(operations=sample, input_columns=columns, output_columns=outputs,
+    dataset = dataset.map(operations=sample, input_columns=columns, output_columns=outputs + ["img_id"],
                           num_parallel_workers=workers, python_multiprocessing=bool(multiprocessing))
-    if with_ids:
-        dataset = dataset.project(outputs + ["img_id"])
+    dataset = dataset.project(outputs + (["img_id"] if with_ids else []))
     return dataset.batch(batch_size, drop_remainder=True)
 
 
