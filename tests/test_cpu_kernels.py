@@ -185,6 +185,35 @@ def test_focal_loss_kernel_matches_the_ops_version(gamma):
     assert np.all(grad.asnumpy()[labels < 0] == 0)
 
 
+@pytest.mark.parametrize("classes", [7, 10, 80])
+def test_focal_loss_kernel_is_finite_beyond_exps_range(classes):
+    """A confident logit beyond exp's float32 range (|x| > 88.7) gives the ops version's finite loss and gradient,
+    not the NaN that 1 / (1 + exp(-x)) gives under -ffast-math once the class loop is vectorised (8 or more
+    classes): that NaN, on the confident background logits of a trained SSD-GhostNet, stopped its trainings."""
+    ms.set_context(mode=ms.GRAPH_MODE)
+    from src.kernels.focal_loss import focal_loss_op
+    from src.losses import sigmoid_focal_loss
+    op, params = focal_loss_op(0.75, 2.0)
+
+    class Kernel(nn.Cell):
+        def construct(self, x, y):
+            return op(x, y, params)[0]
+
+    class Reference(nn.Cell):
+        def construct(self, x, y):
+            return sigmoid_focal_loss(x, y, 0.75, 2.0).sum()
+
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal((2, 40, classes)).astype(np.float32) * 3
+    logits[0, :8, :] = np.array([-200, -120, -89, -88.8, 88.8, 89, 120, 200], np.float32)[:, None]
+    labels = ms.Tensor(rng.integers(-1, classes + 1, (2, 40)).astype(np.int32))
+    got_value, got_grad = ms.value_and_grad(Kernel())(ms.Tensor(logits), labels)
+    want_value, want_grad = ms.value_and_grad(Reference())(ms.Tensor(logits), labels)
+    assert np.isfinite(got_value.asnumpy()) and np.isfinite(got_grad.asnumpy()).all()
+    np.testing.assert_allclose(got_value.asnumpy(), want_value.asnumpy(), rtol=1e-5)
+    np.testing.assert_allclose(got_grad.asnumpy(), want_grad.asnumpy(), rtol=1e-4, atol=1e-6)
+
+
 def test_detection_loss_switches_its_focal_loss_only():
     from src.losses import DetectionLoss
     loss = DetectionLoss(nn.SequentialCell([conv2d(3, 3, 3, groups=3)]), loss_type="focal")

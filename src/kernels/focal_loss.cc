@@ -39,6 +39,15 @@ inline float quiet_nan() {
 // for e < 6e-8 it rounds to 0, an absolute error below 6e-8.
 inline float softplus(float x) { return std::max(x, 0.0f) + std::log(1.0f + std::exp(-std::fabs(x))); }
 
+// sigmoid(x) from exp(-|x|), which never overflows. The plain 1 / (1 + exp(-x)) overflows exp for x < -88.7, and
+// under -ffast-math the division by that infinity is not 0 but NaN (a reciprocal estimate): a confident negative
+// logit of -89 then turned a whole training step into NaN.
+inline float sigmoid(float x) {
+  const float e = std::exp(-std::fabs(x));
+  const float r = 1.0f / (1.0f + e);
+  return x >= 0.0f ? r : e * r;
+}
+
 inline float power(float base, float gamma) { return gamma == 2.0f ? base * base : std::pow(base, gamma); }
 
 bool check(int nparam, int *ndims, int64_t **shapes, const char **dtypes, int64_t *rows, int64_t *classes) {
@@ -74,11 +83,11 @@ extern "C" int FocalLossSum(int nparam, void **params, int *ndims, int64_t **sha
       for (int64_t c = 0; c < classes; ++c) bad |= !finite(x[c]);
       for (int64_t c = 0; c < classes; ++c) {
         // Negative: (1 - alpha) p^gamma (-log(1 - p)), with -log(1 - p) = softplus(x).
-        const float p = 1.0f / (1.0f + std::exp(-x[c]));
+        const float p = sigmoid(x[c]);
         sum += (1.0f - alpha) * power(p, gamma) * softplus(x[c]);
       }
       if (label > 0 && label <= classes) {  // the positive column: alpha (1 - p)^gamma (-log p) instead
-        const float xc = x[label - 1], p = 1.0f / (1.0f + std::exp(-xc));
+        const float xc = x[label - 1], p = sigmoid(xc);
         sum += alpha * power(1.0f - p, gamma) * softplus(-xc) - (1.0f - alpha) * power(p, gamma) * softplus(xc);
       }
       total += sum;
@@ -113,7 +122,7 @@ extern "C" int FocalLossGrad(int nparam, void **params, int *ndims, int64_t **sh
       }
       for (int64_t c = 0; c < classes; ++c) {
         // d/dx of (1 - alpha) p^gamma softplus(x) = (1 - alpha) p^gamma (gamma (1 - p) softplus(x) + p).
-        const float p = 1.0f / (1.0f + std::exp(-x[c]));
+        const float p = sigmoid(x[c]);
         g[c] = scale * (1.0f - alpha) * power(p, gamma) * (gamma * (1.0f - p) * softplus(x[c]) + p);
       }
       int bad = 0;
@@ -124,7 +133,7 @@ extern "C" int FocalLossGrad(int nparam, void **params, int *ndims, int64_t **sh
       }
       if (label > 0 && label <= classes) {
         // d/dx of alpha (1 - p)^gamma softplus(-x) = -alpha (1 - p)^gamma (gamma p softplus(-x) + 1 - p).
-        const float xc = x[label - 1], p = 1.0f / (1.0f + std::exp(-xc));
+        const float xc = x[label - 1], p = sigmoid(xc);
         g[label - 1] = -scale * alpha * power(1.0f - p, gamma) * (gamma * p * softplus(-xc) + 1.0f - p);
       }
     }
