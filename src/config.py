@@ -18,17 +18,19 @@ CONFIG_DIR = os.path.join(REPO_ROOT, "configs")
 BASE_KEY = "__BASE__"
 
 
-# Values a key may take, and keys that must be positive: checked once, so that a typo is one line, not a
-# traceback from deep inside the run.
+# The values a key may take live in the table that dispatches on them; checked here once, before anything runs, so
+# that a typo is one line, not a traceback from deep inside the run. Key -> (module, table): the table's keys (or
+# items) are the allowed values. Imported only for the keys a script reads (postprocess.py loads no MindSpore).
 CHOICES = {
-    "loss": ("focal", "softmax_hnm"),
-    "anchor_type": ("ssd", "grid"),
-    "dataset": ("coco", "voc", "other", "demo"),
-    "loss_scale_type": ("fixed", "dynamic"),
-    "mode": ("GRAPH", "PYNATIVE"),
-    "device_target": ("auto", "CPU", "GPU", "Ascend"),
-    "file_format": ("MINDIR", "AIR", "ONNX"),
-    "amp_level": ("O0", "O1", "O2", "O3"),
+    "loss": ("src.losses", "CLASSIFICATION_LOSSES"),
+    "anchor_type": ("src.box.anchors", "ANCHOR_GENERATORS"),
+    "dataset": ("src.data.sources", "DATASETS"),
+    "loss_scale_type": ("src.training.train_step", "LOSS_SCALES"),
+    "optimizer": ("src.training.train_step", "OPTIMIZERS"),
+    "amp_level": ("src.training.builder", "AMP_LEVELS"),
+    "mode": ("src.device", "MODES"),
+    "device_target": ("src.device", "DEVICE_TARGETS"),
+    "file_format": ("src.deploy.exporter", "EXTENSIONS"),
 }
 POSITIVE = ("epoch_size", "batch_size", "eval_batch_size", "lr", "log_interval", "save_checkpoint_epochs",
             "keep_checkpoint_max", "max_nan_steps", "eval_interval", "max_boxes", "pre_nms_top_k", "width_mult",
@@ -42,11 +44,24 @@ UNIT_INTERVAL = ("match_threshold", "ignore_threshold", "nms_threshold", "min_sc
 from .errors import ConfigError  # noqa: F401  (re-exported: the config's own error)
 
 
-def validate(cfg):
-    """Raise ConfigError for a value outside its key's choices or range."""
-    for key, allowed in CHOICES.items():
-        if key not in cfg:
+def allowed_values(key):
+    """The values `key` may take: the keys of the table that dispatches on it."""
+    import importlib
+    module, table = CHOICES[key]
+    return list(getattr(importlib.import_module(module), table))
+
+
+def validate(cfg, keys=None):
+    """Raise ConfigError for a value outside its key's choices or range; `keys` limits the choice checks to the keys
+    a script reads."""
+    # Launchers set DEVICE_ID; checked first, before a choice table loads MindSpore, which warns about it on its own.
+    device_env = os.environ.get("DEVICE_ID")
+    if device_env is not None and not device_env.strip().isdigit():
+        raise ConfigError(f"the environment variable DEVICE_ID must be a device index (0, 1, ...), got {device_env!r}")
+    for key in CHOICES:
+        if key not in cfg or (keys is not None and key not in keys):
             continue
+        allowed = allowed_values(key)
         match = [a for a in allowed if a.lower() == str(cfg[key]).lower()]
         if not match:
             raise ConfigError(f"key '{key}' must be one of {', '.join(allowed)}, got {cfg[key]!r}")
@@ -59,10 +74,6 @@ def validate(cfg):
             raise ConfigError(f"key '{key}' must be between 0 and 1, got {cfg[key]!r}")
     if "img_shape" in cfg and (len(cfg.img_shape) != 2 or min(cfg.img_shape) < 32):
         raise ConfigError(f"key 'img_shape' must be [height, width], each at least 32, got {cfg.img_shape}")
-    # Launchers set DEVICE_ID; checked here, before MindSpore loads and warns about it on its own.
-    device_env = os.environ.get("DEVICE_ID")
-    if device_env is not None and not device_env.strip().isdigit():
-        raise ConfigError(f"the environment variable DEVICE_ID must be a device index (0, 1, ...), got {device_env!r}")
     if cfg.get("device_id", 0) < 0:
         raise ConfigError(f"key 'device_id' must be a device index (0, 1, ...), got {cfg.device_id}")
     if cfg.get("num_classes", 0) < 0:
@@ -407,7 +418,7 @@ def parse_config(argv=None, description=None, required=(), run_config_from=None,
         for key in required:
             if cfg.get(key) in (None, ""):
                 raise ConfigError(f"--{key} is required")
-        validate(cfg)
+        validate(cfg, readable)
     except ConfigError as e:
         parser.error(str(e))
     cfg["config_path"] = os.path.abspath(config_path)

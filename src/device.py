@@ -8,7 +8,9 @@ import mindspore as ms
 
 from .config import ConfigError
 
-_MODES = {"GRAPH": ms.GRAPH_MODE, "PYNATIVE": ms.PYNATIVE_MODE}
+# The `mode` and `device_target` keys' values.
+MODES = {"GRAPH": ms.GRAPH_MODE, "PYNATIVE": ms.PYNATIVE_MODE}
+DEVICE_TARGETS = ("auto", "CPU", "GPU", "Ascend")
 # What each launcher leaves in the environment of the processes it starts.
 _MSRUN_ENV = "MS_ROLE"                                   # msrun, the mpirun CPU wrapper, or set by hand
 _MPI_ENV = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")          # mpirun (OpenMPI, MPICH)
@@ -93,13 +95,13 @@ def setup_device(mode="GRAPH", device_target="auto", device_id=0, seed=1, distri
     zoo's flag) is checked against the launcher's group size when it is not 0.
     """
     mode = str(mode).upper()
-    if mode not in _MODES:
-        raise ConfigError(f"mode must be GRAPH or PYNATIVE, got {mode!r}")
-    ms.set_context(mode=_MODES[mode])
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    ms.set_context(mode=MODES[mode])
     target = str(device_target)
     if target.lower() != "auto":
-        if target not in ("CPU", "GPU", "Ascend"):
-            raise ConfigError(f"device_target must be auto, CPU, GPU or Ascend, got {target!r}")
+        if target not in DEVICE_TARGETS:
+            raise ConfigError(f"device_target must be one of {', '.join(DEVICE_TARGETS)}, got {target!r}")
         if target == "CPU":
             ms.set_device("CPU")
         else:

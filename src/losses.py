@@ -56,6 +56,8 @@ def softmax_hard_negative_loss(logits, labels, neg_pos_ratio=3.0):
 class SigmoidFocalLoss(nn.Cell):
     """The summed sigmoid focal loss of logits [B, A, C] against labels [B, A] (0 background, -1 ignored)."""
 
+    score_activation = "sigmoid"   # what the detector's class outputs become: no background column
+
     def __init__(self, alpha=0.25, gamma=2.0):
         super().__init__()
         self.alpha = alpha
@@ -68,12 +70,18 @@ class SigmoidFocalLoss(nn.Cell):
 class SoftmaxHardNegativeLoss(nn.Cell):
     """The summed softmax cross-entropy with `neg_pos_ratio` hard negatives per positive."""
 
+    score_activation = "softmax"   # a background column first
+
     def __init__(self, neg_pos_ratio=3.0):
         super().__init__()
         self.neg_pos_ratio = neg_pos_ratio
 
     def construct(self, logits, labels):
         return ops.reduce_sum(softmax_hard_negative_loss(logits, labels, self.neg_pos_ratio))
+
+
+# The `loss` key's values: the classification loss by name.
+CLASSIFICATION_LOSSES = {"focal": SigmoidFocalLoss, "softmax_hnm": SoftmaxHardNegativeLoss}
 
 
 class DetectionLoss(nn.Cell):
@@ -85,8 +93,8 @@ class DetectionLoss(nn.Cell):
     def __init__(self, network, loss_type="focal", alpha=0.25, gamma=2.0, neg_pos_ratio=3.0, box_beta=1.0,
                  box_weight=1.0):
         super().__init__()
-        if loss_type not in ("focal", "softmax_hnm"):
-            raise ValueError(f"loss must be 'focal' or 'softmax_hnm', got {loss_type!r}")
+        if loss_type not in CLASSIFICATION_LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(CLASSIFICATION_LOSSES)}, got {loss_type!r}")
         self.network = network
         self.loss_type = loss_type
         self.classification = (SigmoidFocalLoss(alpha, gamma) if loss_type == "focal"

@@ -31,3 +31,13 @@ def test_models_and_losses_know_nothing_of_the_cpu_kernels():
     paths = list((SRC / "models").rglob("*.py")) + [SRC / "losses.py"]
     mentions = [str(p.relative_to(SRC)) for p in paths if re.search(r"\bkernels\b|cpu_kernel", p.read_text())]
     assert mentions == []
+
+
+def test_allowed_values_are_read_from_the_tables_that_dispatch_on_them():
+    from src.config import CHOICES, allowed_values, load_yaml_chain
+    values, _, _ = load_yaml_chain(str(SRC.parent / "default_config.yaml"))
+    for key in CHOICES:
+        assert values[key] in allowed_values(key), key
+    from src.losses import CLASSIFICATION_LOSSES
+    assert allowed_values("loss") == list(CLASSIFICATION_LOSSES)
+    assert "CHOICES = {" in (SRC / "config.py").read_text() and "focal" not in (SRC / "config.py").read_text()

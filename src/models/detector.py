@@ -11,12 +11,12 @@ import numpy as np
 
 from ..box.anchors import build_anchor_generator
 from ..config import ConfigError
+from ..losses import CLASSIFICATION_LOSSES
 from . import backbones  # noqa: F401  (registers the backbones)
 from . import recipes  # noqa: F401  (registers the models)
 from .registry import MODELS
 from .shapes import downsampled_hw, step_fits_grid
 
-LOSS_OUTPUTS = {"focal": "sigmoid", "softmax_hnm": "softmax"}
 
 
 @dataclass
@@ -101,12 +101,12 @@ def build_detector(cfg, num_classes):
     """Assemble the detector named by `cfg.model_name` for `num_classes` object classes."""
     if num_classes < 1:
         raise ConfigError(f"num_classes must be at least 1, got {num_classes}")
-    if cfg.loss not in LOSS_OUTPUTS:
-        raise ConfigError(f"loss must be one of {sorted(LOSS_OUTPUTS)}, got {cfg.loss!r}")
+    if cfg.loss not in CLASSIFICATION_LOSSES:
+        raise ConfigError(f"loss must be one of {', '.join(CLASSIFICATION_LOSSES)}, got {cfg.loss!r}")
     img_shape = tuple(int(v) for v in cfg.img_shape)
     if len(img_shape) != 2 or min(img_shape) < 32:
         raise ConfigError(f"img_shape must be [height, width] of at least 32, got {list(cfg.img_shape)}")
-    score_activation = LOSS_OUTPUTS[cfg.loss]
+    score_activation = CLASSIFICATION_LOSSES[cfg.loss].score_activation
     num_outputs = num_classes + 1 if score_activation == "softmax" else num_classes
 
     try:

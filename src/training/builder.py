@@ -21,6 +21,9 @@ from .trainer import Trainer
 
 log = logging.getLogger("ssd")
 
+# The `amp_level` key's values: MindSpore's auto_mixed_precision levels (O0 is float32 throughout).
+AMP_LEVELS = ("O0", "O1", "O2", "O3")
+
 
 @dataclass
 class TrainingSession:
@@ -131,7 +134,7 @@ def build_training(cfg, train_info, num_classes, device, eval_info=None):
                      "CPU kernels")
     elif no_kernels_reason:
         log.info(f"cpu_kernels: {no_kernels_reason}")
-    optimizer = build_optimizer(net, lr, cfg.momentum, cfg.weight_decay)
+    optimizer = build_optimizer(net, lr, cfg.momentum, cfg.weight_decay, cfg.optimizer)
     ema = ModelEMA(net, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
     train_step = TrainStep(loss, optimizer, build_loss_scale(cfg.loss_scale_type, cfg.loss_scale),
                            cfg.grad_clip_norm, ema)

@@ -53,18 +53,34 @@ class TrainStep(nn.TrainOneStepWithLossScaleCell):
         return loss, cond, scaling_sens
 
 
+# The `loss_scale_type` key's values: dynamic (shrinks on overflow, grows after 1000 clean steps) or fixed.
+LOSS_SCALES = {
+    "dynamic": lambda value: nn.DynamicLossScaleUpdateCell(loss_scale_value=value, scale_factor=2, scale_window=1000),
+    "fixed": lambda value: ms.Tensor(value, ms.float32),
+}
+
+
 def build_loss_scale(loss_scale_type, loss_scale):
-    if loss_scale_type == "dynamic":
-        return nn.DynamicLossScaleUpdateCell(loss_scale_value=loss_scale, scale_factor=2, scale_window=1000)
-    if loss_scale_type == "fixed":
-        return ms.Tensor(loss_scale, ms.float32)
-    raise ValueError(f"loss_scale_type must be 'fixed' or 'dynamic', got {loss_scale_type!r}")
+    if loss_scale_type not in LOSS_SCALES:
+        raise ValueError(f"loss_scale_type must be one of {', '.join(LOSS_SCALES)}, got {loss_scale_type!r}")
+    return LOSS_SCALES[loss_scale_type](loss_scale)
 
 
-def build_optimizer(network, lr, momentum, weight_decay):
-    """Momentum SGD; weight decay on conv and dense weights only, not on BN parameters or biases."""
+# The `optimizer` key's values. AdamW takes `momentum` as beta1.
+OPTIMIZERS = {
+    "momentum": lambda groups, lr, momentum: nn.Momentum(groups, learning_rate=lr, momentum=momentum),
+    "adamw": lambda groups, lr, momentum: nn.AdamWeightDecay(groups, learning_rate=lr, beta1=momentum, beta2=0.999,
+                                                             eps=1e-8),
+}
+
+
+def build_optimizer(network, lr, momentum, weight_decay, kind="momentum"):
+    """An OPTIMIZERS entry over `network`'s parameters; weight decay on conv and dense weights only, not on BN
+    parameters or biases. `lr` is the per-step schedule."""
+    if kind not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {kind!r}")
     decay, no_decay = [], []
     for p in network.trainable_params():
         (no_decay if p.ndim <= 1 else decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return nn.Momentum(groups, learning_rate=ms.Tensor(lr), momentum=momentum)
+    return OPTIMIZERS[kind](groups, ms.Tensor(lr), momentum)
