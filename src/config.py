@@ -400,8 +400,13 @@ def parse_config(argv=None, description=None, required=(), run_config_from=None,
             print(f"using the run's config {config_path} (--config_path overrides)", file=sys.stderr)
             try:
                 values, helps, key_groups = load_yaml_chain(config_path)
+                written, _ = _flatten_groups(_read_yaml_documents(config_path)[0], config_path, key_groups)
             except ConfigError as e:
                 _exit_with_error(str(e))
+            newer = sorted(set(values) - set(written))
+            if newer:  # a run written by an earlier version of this code
+                print(f"keys added since that run was written take their defaults: {', '.join(newer)}",
+                      file=sys.stderr)
     config_path = config_path or DEFAULT_CONFIG
     parser = _build_parser(values, helps, key_groups, readable, description)
     args, unknown = parser.parse_known_args(argv)
