@@ -11,7 +11,7 @@ from src.config import parse_config
 
 
 # The config groups eval.py reads (default_config.yaml), and `loss`, which sets the head's outputs.
-GROUPS = ("model", "anchors", "data", "eval", "nms", "checkpoint", "device")
+GROUPS = ("model", "anchors", "data", "eval", "nms", "checkpoint", "plots", "device")
 
 
 def main(argv=None):
@@ -37,6 +37,10 @@ def main(argv=None):
     evaluator.coco.save(stem + "_detections.json")
     write_json_atomic(stem + "_eval.json", result, indent=1)
     print(f"detections written to {stem}_detections.json; {result['images_per_second']:.1f} images/s")
+    if cfg.plots:
+        from src.plots.evaluation import write_eval_plots
+        paths = write_eval_plots(evaluator.coco, result, stem, cfg.confusion_score)
+        print("pictures: " + ", ".join(paths))
     return 0
 
 

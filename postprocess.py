@@ -18,7 +18,7 @@ from src.fileio import read_json
 
 
 # The config groups postprocess.py reads (default_config.yaml).
-GROUPS = ("postprocess", "nms")
+GROUPS = ("postprocess", "nms", "plots")
 
 
 def label_mapping(cfg, gt):
@@ -70,7 +70,12 @@ def main(argv=None):
         print(f"warning: {missing} of {len(gt['images'])} images have no output files; scored as no detections",
               file=sys.stderr)
     print(f"scoring {len(gt['images']) - missing} images from {cfg.result_path}")
-    evaluator.evaluate(verbose=True)
+    result = evaluator.evaluate(verbose=True)
+    if cfg.plots:
+        from src.plots.evaluation import write_eval_plots
+        paths = write_eval_plots(evaluator, result, os.path.abspath(cfg.result_path).rstrip(os.sep),
+                                 cfg.confusion_score)
+        print("pictures: " + ", ".join(paths))
     return 0
 
 

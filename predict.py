@@ -16,7 +16,7 @@ from src.config import ConfigError, parse_config
 
 
 # The config groups predict.py reads (default_config.yaml), and `loss`, which sets the head's outputs.
-GROUPS = ("model", "anchors", "nms", "checkpoint", "predict", "device")
+GROUPS = ("model", "anchors", "nms", "checkpoint", "predict", "output", "device")
 
 
 def main(argv=None):
@@ -29,8 +29,9 @@ def main(argv=None):
     from src.deploy.runtimes import nms_overrides_from_config, checkpoint_runtime_from_config, open_model_file
     from src.device import device_from_config
 
-    if os.path.exists(cfg.out) and not os.path.isdir(cfg.out):
-        raise ConfigError(f"--out {cfg.out} is a file; give a folder for the JSON and PNG files")
+    out = cfg.out or os.path.join("out", "predict")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ConfigError(f"--out {out} is a file; give a folder for the JSON and PNG files")
     paths = list_images(cfg.images)
     device_from_config(cfg)
     if cfg.model_file:
@@ -38,7 +39,7 @@ def main(argv=None):
     else:
         runtime, info = checkpoint_runtime_from_config(cfg)
     predictor = Predictor(runtime, info)
-    os.makedirs(cfg.out, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
     skipped = 0
     for path, stem in zip(paths, output_stems(paths)):
         image, reason = read_rgb(path)
@@ -48,10 +49,10 @@ def main(argv=None):
             continue
         boxes, scores, labels = predictor(image)
         doc = detections_doc(path, image, boxes, scores, labels, info.class_names)
-        write_prediction(cfg.out, stem, doc, image, boxes, scores, labels, info.class_names, cfg.draw_score)
+        write_prediction(out, stem, doc, image, boxes, scores, labels, info.class_names, cfg.draw_score)
         shown = sum(float(s) >= cfg.draw_score for s in scores)
         print(f"{os.path.basename(path)}: {len(scores)} detections, {shown} at score >= {cfg.draw_score}")
-    print(f"{len(paths) - skipped} images -> {os.path.abspath(cfg.out)} (JSON and PNG per image)"
+    print(f"{len(paths) - skipped} images -> {os.path.abspath(out)} (JSON and PNG per image)"
           + (f"; {skipped} skipped" if skipped else ""))
     return 1 if skipped == len(paths) else 0
 

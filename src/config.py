@@ -38,7 +38,7 @@ POSITIVE = ("epoch_size", "batch_size", "eval_batch_size", "lr", "log_interval",
             "pipeline_batches", "eval_images", "infer_runs")
 UNIT_INTERVAL = ("match_threshold", "ignore_threshold", "nms_threshold", "min_score", "focal_alpha", "prior_prob",
                  "draw_score", "expand_prob", "crop_prob", "crop_min_scale", "photometric_prob", "flip_prob",
-                 "ema_decay")
+                 "ema_decay", "confusion_score")
 
 
 from .errors import ConfigError  # noqa: F401  (re-exported: the config's own error)
@@ -248,6 +248,14 @@ def load_yaml_chain(path):
 
     root_path, root_values, helps = chain[-1]
     merged, groups = _flatten_groups(root_values, root_path)
+    if os.path.abspath(root_path) != os.path.abspath(DEFAULT_CONFIG):
+        # A chain rooted elsewhere (a run folder of another clone or an older version): keys it lacks take this
+        # version's defaults, so that it still loads.
+        defaults, default_helps, default_groups = load_yaml_chain(DEFAULT_CONFIG)
+        for key, value in defaults.items():
+            if key not in merged:
+                merged[key], groups[key] = value, default_groups[key]
+        helps = dict(default_helps, **helps)
     if "config_path" in merged:
         raise ConfigError(f"{root_path}: 'config_path' is reserved for the command line")
     helps = dict(helps)

@@ -85,7 +85,9 @@ CLASSIFICATION_LOSSES = {"focal": SigmoidFocalLoss, "softmax_hnm": SoftmaxHardNe
 
 
 class DetectionLoss(nn.Cell):
-    """Wraps a detector with its loss: (image, loc targets, labels, num_pos) -> scalar loss.
+    """Wraps a detector with its loss: (image, loc targets, labels, num_pos) -> (loss, class part, box part).
+
+    Both parts are normalised like the loss and add up to it, so that training can log them without another pass.
 
     `loss_type` is `focal` (sigmoid outputs, no background class) or `softmax_hnm` (softmax with background).
     """
@@ -114,5 +116,6 @@ class DetectionLoss(nn.Cell):
         normaliser = ops.maximum(ops.reduce_sum(ops.cast(num_pos, mstype.float32)), 1.0)
         pos = ops.expand_dims(ops.cast(labels > 0, mstype.float32), -1)
         box_loss = ops.reduce_sum(smooth_l1(pred_loc, loc_targets, self.box_beta) * pos)
-        cls_loss = self.classification(pred_cls, labels)
-        return (cls_loss + self.box_weight * box_loss) / normaliser
+        cls_loss = self.classification(pred_cls, labels) / normaliser
+        box_loss = self.box_weight * box_loss / normaliser
+        return cls_loss + box_loss, cls_loss, box_loss

@@ -14,6 +14,7 @@ import pytest
 
 from src.data.demo import CLASS_NAMES, ensure_demo_dataset
 from src.training.lr_schedule import warmup_cosine_lr
+from src.training.results_log import read_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--img_shape", "128", "128", "--steps", "[]", "--width_mult", "0.5", "--batch_size", "4",
@@ -50,8 +51,12 @@ def test_train_eval_resume_on_the_demo_set(demo_args):
     assert len(losses) == 40 and all(math.isfinite(v) for v in losses)
     assert np.mean(losses[-8:]) < 0.85 * np.mean(losses[:8]), losses
     assert re.search(r"epoch 5: mAP [0-9.]+, the best so far: saved best.ckpt", out)
-    for name in ("last.ckpt", "epoch_5.ckpt", "best.ckpt", "config.yaml", "train.log"):
+    for name in ("last.ckpt", "epoch_5.ckpt", "best.ckpt", "config.yaml", "train.log", "results.png"):
         assert (run_dir / name).is_file(), name
+    rows = read_results(run_dir / "results.csv")
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5] and [r["global_step"] for r in rows] == [8, 16, 24, 32, 40]
+    assert all(r["mAP"] is None for r in rows[:4]) and rows[4]["mAP"] is not None
+    assert all(r["loss"] == pytest.approx(r["cls_loss"] + r["box_loss"], rel=1e-4) for r in rows)
     assert not [f for f in os.listdir(run_dir) if ".tmp" in f]
 
     out = run("eval.py", ["--checkpoint_path", str(run_dir / "last.ckpt")])  # reads the run's config.yaml
@@ -70,6 +75,8 @@ def test_train_eval_resume_on_the_demo_set(demo_args):
     assert "epoch 1/6" not in out and "epoch 6/6 step 1/8" in out
     lr = logged(out, "lr")
     assert lr[0] == pytest.approx(warmup_cosine_lr(0.01, 8, 6, 1, end_ratio=0.01)[40], abs=1e-5)
+    again = read_results(run_dir / "results.csv")
+    assert again[:5] == rows and [r["epoch"] for r in again] == [1, 2, 3, 4, 5, 6]   # the history is kept
 
 
 def _write_txt(root, split):

@@ -74,9 +74,11 @@ def test_detection_loss_is_normalised_by_positives_over_the_batch():
     labels = np.array([[1, 0, 0], [0, 1, 0]], np.int32)
     num_pos = np.array([1, 1], np.int32)
     loss = DetectionLoss(_Fixed(loc, cls), "focal", alpha=0.25, gamma=2.0)
-    value = float(loss(ms.Tensor(np.zeros((2, 3, 4, 4), np.float32)), ms.Tensor(loc_t), ms.Tensor(labels),
-                       ms.Tensor(num_pos)).asnumpy())
+    value, cls_part, box_part = (float(t.asnumpy()) for t in loss(
+        ms.Tensor(np.zeros((2, 3, 4, 4), np.float32)), ms.Tensor(loc_t), ms.Tensor(labels), ms.Tensor(num_pos)))
     focal_pos = 0.25 * 0.25 * np.log(2)
     focal_neg = 0.75 * 0.25 * np.log(2)
     expected = (2 * focal_pos + 4 * focal_neg + 0.5) / 2
     assert value == pytest.approx(expected, rel=1e-5)
+    assert cls_part == pytest.approx((2 * focal_pos + 4 * focal_neg) / 2, rel=1e-5)   # the parts add up to it
+    assert box_part == pytest.approx(0.5 / 2, rel=1e-5)

@@ -83,10 +83,14 @@ class TrainSample:
             key.append(pid)
         return np.random.default_rng(key)
 
-    def __call__(self, image, boxes, labels, num_boxes, img_id):
+    def augment(self, image, boxes, labels, num_boxes, img_id):
+        """A record's augmented CHW image and its boxes (normalised x1, y1, x2, y2) and labels, before encoding."""
         img = decode_record_bgr(image)
         boxes, labels = unpack_targets(boxes, labels, num_boxes)
-        chw, boxes, labels = self.transform(img, boxes, labels, self.rng_for(img_id))
+        return self.transform(img, boxes, labels, self.rng_for(img_id))
+
+    def __call__(self, image, boxes, labels, num_boxes, img_id):
+        chw, boxes, labels = self.augment(image, boxes, labels, num_boxes, img_id)
         loc, target_labels, num_pos = self.encoder(boxes, labels)
         return chw, loc, target_labels, np.array(num_pos, np.int32), img_id
 
@@ -126,9 +130,14 @@ def create_train_dataset(mindrecord_path, sample, batch_size, rank=0, group_size
     return dataset.batch(batch_size, drop_remainder=True)
 
 
+def train_sample_from_config(cfg, anchors, rank=0):
+    """The per-sample training map of `cfg`: augmentation, then matching and encoding against `anchors`."""
+    return TrainSample(build_train_transform(cfg), build_target_encoder(cfg, anchors), cfg.seed + 1000 * rank)
+
+
 def train_dataset_from_config(cfg, mindrecord_path, anchors, rank=0, group_size=1, with_ids=False):
     """The training dataset of `cfg` (augmentation, anchors and data keys) for one rank."""
-    sample = TrainSample(build_train_transform(cfg), build_target_encoder(cfg, anchors), cfg.seed + 1000 * rank)
+    sample = train_sample_from_config(cfg, anchors, rank)
     return create_train_dataset(mindrecord_path, sample, cfg.batch_size, rank, group_size, with_ids=with_ids,
                                 workers=cfg.num_parallel_workers, multiprocessing=cfg.python_multiprocessing)
 

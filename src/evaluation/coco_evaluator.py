@@ -153,6 +153,20 @@ def per_class_ap(coco_eval: Any, iou_thr: Optional[float] = None, area: str = "a
     return out
 
 
+def precision_curves(coco_eval: Any, category_ids: Sequence[int], area: str = "all", max_dets: int = 100):
+    """COCOeval's interpolated precision for the categories ``category_ids``, in that order: ``(precision [T, R, K]
+    with -1 where a category has no ground truth, recall thresholds [R], IoU thresholds [T])``. The mean of a curve
+    over the recall thresholds is the category's AP at that IoU, exactly as COCOeval computes it."""
+    params = coco_eval.eval.get("params") if isinstance(coco_eval.eval, dict) else None
+    params = params or coco_eval.params
+    precision = np.asarray(coco_eval.eval["precision"])
+    a_idx = list(params.areaRngLbl).index(area)
+    m_idx = list(params.maxDets).index(max_dets)
+    column = {_as_id(c): k for k, c in enumerate(params.catIds)}
+    s = precision[:, :, [column[_as_id(c)] for c in category_ids], a_idx, m_idx]
+    return s, np.asarray(params.recThrs, np.float64), np.asarray(params.iouThrs, np.float64)
+
+
 class COCOEvaluator:
     """Collects detections and scores them with pycocotools' ``COCOeval`` (bbox).
 
@@ -305,6 +319,7 @@ class COCOEvaluator:
             coco_eval.summarize()
         stats = [float(s) for s in coco_eval.stats[:12]]
 
+        self.curves = precision_curves(coco_eval, self.category_ids)
         ap_all = per_class_ap(coco_eval)
         ap_50 = per_class_ap(coco_eval, iou_thr=0.5)
         counts = self._num_gt(ids)
@@ -326,6 +341,33 @@ class COCOEvaluator:
             print(f"mAP: {result['mAP']:.4f}")
             print(format_per_class_table(self.class_names, per_class, per_class_ap50, num_gt))
         return result
+
+
+    def confusion_matrix(self, img_ids: Optional[Iterable[int]] = None, iou_threshold: float = 0.5,
+                         score_threshold: float = 0.25) -> np.ndarray:
+        """[C + 1, C + 1] counts of true class (rows) against predicted class (columns), background last; see
+        src/evaluation/confusion.py for the matching. Ground-truth categories the model does not know are left out."""
+        from .confusion import image_confusion
+        label_of = {c: k for k, c in enumerate(self.category_ids)}
+        matrix = np.zeros((len(self.class_names) + 1,) * 2, np.int64)
+        detections: Dict[Any, List[Dict[str, Any]]] = {}
+        for r in self._results:
+            detections.setdefault(r["image_id"], []).append(r)
+        ids = sorted(self._img_ids) if img_ids is None else [_as_id(i) for i in img_ids]
+        for img_id in ids:
+            anns = [a for a in self.coco_gt.imgToAnns.get(img_id, []) if a["category_id"] in label_of]
+            gt = [a for a in anns if not a.get("iscrowd", 0)]
+            crowd = [_xyxy(a["bbox"]) for a in anns if a.get("iscrowd", 0)]
+            dets = detections.get(img_id, [])
+            image_confusion(matrix, [_xyxy(a["bbox"]) for a in gt], [label_of[a["category_id"]] for a in gt],
+                            [_xyxy(d["bbox"]) for d in dets], [label_of[d["category_id"]] for d in dets],
+                            [d["score"] for d in dets], crowd, iou_threshold, score_threshold)
+        return matrix
+
+
+def _xyxy(bbox):
+    x, y, w, h = bbox
+    return [x, y, x + w, y + h]
 
 
 # pycocotools' 12 summary lines: (AP or AR, IoU threshold or None for 0.50:0.95, area range, max detections).

@@ -14,7 +14,10 @@ def _unscale(scale, grad):
 
 
 class TrainStep(nn.TrainOneStepWithLossScaleCell):
-    """MindSpore's loss-scale step plus gradient clipping. Returns (loss, overflow, loss scale).
+    """MindSpore's loss-scale step plus gradient clipping. Returns (loss, overflow, loss scale, class loss, box loss).
+
+    The network (a DetectionLoss) returns the loss and its two parts; only the loss is differentiated (the parts get
+    a zero sensitivity), so the parts cost nothing beyond the forward pass that computes them.
 
     When the gradients overflow (inf/NaN) the optimizer step is skipped; a dynamic scale then shrinks. `ema` (a
     ModelEMA, optional) is updated after every optimizer step that was taken.
@@ -30,10 +33,11 @@ class TrainStep(nn.TrainOneStepWithLossScaleCell):
         self.check_by_value = ms.get_context("device_target") != "Ascend"
 
     def construct(self, *inputs):
-        loss = self.network(*inputs)
+        loss, cls_loss, box_loss = self.network(*inputs)
         scaling_sens = self.scale_sense
         status = ms.Tensor([0] * 8, ms.int32)
-        sens = ops.ones_like(loss) * ops.cast(scaling_sens, ops.dtype(loss))
+        sens = (ops.ones_like(loss) * ops.cast(scaling_sens, ops.dtype(loss)), ops.zeros_like(cls_loss),
+                ops.zeros_like(box_loss))
         grads = self.grad(self.network, self.weights)(*inputs, sens)
         grads = self.hyper_map(ops.partial(_grad_scale, scaling_sens), grads)
         grads = self.grad_reducer(grads)
@@ -50,7 +54,7 @@ class TrainStep(nn.TrainOneStepWithLossScaleCell):
             loss = ops.depend(loss, self.optimizer(grads))
             if self.use_ema:  # MindSpore orders side effects as written: the average sees the updated weights
                 loss = ops.depend(loss, self.ema())
-        return loss, cond, scaling_sens
+        return loss, cond, scaling_sens, cls_loss, box_loss
 
 
 # The `loss_scale_type` key's values: dynamic (shrinks on overflow, grows after 1000 clean steps) or fixed.

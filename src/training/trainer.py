@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from .checkpoint import save_checkpoint
+from .results_log import ResultsLog
 
 log = logging.getLogger("ssd")
 
@@ -45,7 +46,8 @@ class Trainer:
     best finite mAP is kept as best.ckpt. `last.ckpt` is written every epoch and `epoch_N.ckpt` every
     `save_checkpoint_epochs` (the newest `keep_checkpoint_max` kept). In a distributed run only the main rank writes
     checkpoints and evaluates; `group_size` only changes the reported throughput. `dump` (a RankDump, optional)
-    records the img_ids of each batch: the dataset then yields them as its last column.
+    records the img_ids of each batch: the dataset then yields them as its last column. The main rank also keeps
+    results.csv and results.png (src/training/results_log.py).
     """
 
     def __init__(self, net, train_step, dataset, lr, run_dir, meta, *, epochs, batch_size, log_interval=10,
@@ -155,6 +157,7 @@ class Trainer:
         batch = self.batch_size
         step_times = []
         nan_steps = 0
+        results = ResultsLog(self.run_dir, start_epoch) if self.is_main and self.run_dir else None
         run_start = time.perf_counter()
         for epoch in range(start_epoch, epochs):
             self.net.set_train(True)
@@ -162,7 +165,9 @@ class Trainer:
             tick = time.perf_counter()
             if self.dump:
                 self.dump.start_epoch(epoch + 1)
-            for i, count, (loss, overflow, scale) in steps_of(epoch):
+            parts = []
+            epoch_start = len(step_times)
+            for i, count, (loss, overflow, scale, cls_loss, box_loss) in steps_of(epoch):
                 loss = float(loss.asnumpy())
                 now = time.perf_counter()
                 step_times += [(now - tick) / count] * count
@@ -180,6 +185,7 @@ class Trainer:
                     continue
                 nan_steps = 0
                 losses.append(loss)
+                parts.append((float(cls_loss.asnumpy()), float(box_loss.asnumpy())))
                 if (i + 1) % self.log_interval < count or i + 1 == self.steps_per_epoch:
                     recent = step_times[-self.log_interval:]
                     sec = float(np.median(recent))
@@ -192,15 +198,25 @@ class Trainer:
                 self.dump.write_samples()
             epoch_loss = float(np.mean(losses)) if losses else float("nan")
             record = {"epoch": epoch + 1, "loss": epoch_loss}
+            epoch_sec = float(np.median(step_times[epoch_start:])) if len(step_times) > epoch_start else float("nan")
             self._save("last.ckpt", epoch + 1, global_step)
             if (epoch + 1) % self.save_checkpoint_epochs == 0 or epoch + 1 == epochs:
                 if self.is_main:
                     self._save(f"epoch_{epoch + 1}.ckpt", epoch + 1, global_step)
                     self._prune()
+            result = None
             if self.evaluate and ((epoch + 1) % self.eval_interval == 0 or epoch + 1 == epochs):
                 result = self.evaluate()
                 record["mAP"] = result["mAP"]
                 self.consider_best(result["mAP"], epoch + 1, global_step)
+            if results is not None:
+                cls_mean, box_mean = (np.mean(parts, axis=0) if parts else (float("nan"), float("nan")))
+                results.append(epoch=epoch + 1, global_step=global_step,
+                               lr=float(self.lr[min(global_step - 1, len(self.lr) - 1)]), loss=epoch_loss,
+                               cls_loss=float(cls_mean), box_loss=float(box_mean),
+                               img_per_s=batch * self.group_size / epoch_sec,
+                               mAP=result["mAP"] if result else None, AP50=result["AP50"] if result else None,
+                               AP75=result["stats"][2] if result else None)
             self.history.append(record)
         total = time.perf_counter() - run_start
         # The first steps include graph compilation; the median of the rest is the steady-state speed.
