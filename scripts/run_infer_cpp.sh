@@ -11,7 +11,8 @@
 #
 # CPU (MindSpore Lite 2.0, which cannot read a MindSpore 2.x MINDIR): NAME.onnx (given, or beside NAME.mindir) is
 # converted once to NAME_lite.mindir by ascend310_infer/build/convert_onnx (again when the ONNX is newer).
-# Ascend310: main runs NAME.mindir itself; build against an Ascend MindSpore install (build.sh finds it via pip).
+# Ascend310: main runs NAME.mindir itself, on MindSpore Lite's cloud-side inference package for Ascend (of the
+# MindSpore version that exported the model, with CANN installed): give its unpacked folder as MS_LITE_HOME.
 #
 # Everything of one run goes to ascend310_infer/runs/<date-time>/ (or $INFER_RUN_DIR): build.log, convert.log,
 # infer.log, acc.log, result_Files/ (<stem>_0.bin boxes, <stem>_1.bin scores) and time_Result/.
@@ -62,10 +63,9 @@ if ! bash "$infer_dir/build.sh" &> "$run_dir/build.log"; then
   show_log "$run_dir/build.log"
   die "build failed"
 fi
-backend="$(cut -d' ' -f1 "$infer_dir/build/backend.txt")"
 
 # -- the model file main reads, and the sidecar ----------------------------------------------------------------------
-if [[ "$device" == "CPU" && "$backend" == "lite" ]]; then
+if [[ "$device" == "CPU" ]]; then
   case "$model" in
     *_lite.mindir) lite_model="$model"; stem="${model%_lite.mindir}"; onnx="" ;;
     *.onnx) onnx="$model"; stem="${model%.onnx}"; lite_model="${stem}_lite.mindir" ;;
@@ -94,7 +94,7 @@ if [[ "$device" == "CPU" && "$backend" == "lite" ]]; then
   fi
   main_model="$lite_model"
 else
-  [[ "$backend" == "lite" ]] && die "main was built against MindSpore Lite (CPU only); $device needs an Ascend MindSpore install (see $run_dir/build.log)" 2
+  # MindSpore Lite's Ascend package (MS_LITE_HOME) runs export.py's MINDIR as it is.
   [[ "$model" == *.mindir ]] || die "$device runs a MINDIR from export.py, got $model" 2
   [[ -f "$model" ]] || die "model not found: $model" 2
   stem="${model%.mindir}"

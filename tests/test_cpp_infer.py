@@ -85,6 +85,20 @@ def test_cpp_inference_gives_evals_map(deployed, tmp_path):
     assert (deployed["dir"] / "model_lite.mindir").is_file()
 
 
+def test_the_ascend_branch_is_built_and_says_what_it_needs(deployed, tmp_path):
+    """main builds the model with AscendDeviceInfo for Ascend310, compiled against the same Lite headers; with the
+    CPU wheel the build fails, and main says which package Ascend needs."""
+    build = subprocess.run(["bash", "ascend310_infer/build.sh"], cwd=REPO, capture_output=True, text=True,
+                           timeout=1200)
+    assert build.returncode == 0, build.stderr[-3000:]
+    proc = subprocess.run([os.path.join(REPO, "ascend310_infer", "build", "main"),
+                           f"--mindir_path={deployed['dir'] / 'model.mindir'}", f"--dataset_path={deployed['val_dir']}",
+                           "--device_type=Ascend310", "--device_id=0", f"--result_path={tmp_path / 'out'}"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "cannot build the model" in proc.stderr and "Ascend package" in proc.stderr, proc.stderr[-2000:]
+
+
 def test_bad_arguments_print_usage(tmp_path):
     proc = subprocess.run(["bash", "scripts/run_infer_cpp.sh", "only_one_arg"], cwd=REPO, capture_output=True,
                           text=True, timeout=60)

@@ -1,17 +1,17 @@
 /**
- * C++ inference of an exported detector on a folder of images, on the MindSpore C++ API.
+ * C++ inference of an exported detector on a folder of images, on MindSpore Lite's C++ API.
  *
  * For every image `<stem>.<ext>` it writes the model's two outputs, raw float32 without header:
  *   <result_path>/<stem>_0.bin  boxes  [1, A, 4]  normalised x1, y1, x2, y2
  *   <result_path>/<stem>_1.bin  scores [1, A, C]  per-class probabilities
  * which postprocess.py turns into COCO detections. Preprocessing equals the Python eval path (see inc/utils.h).
  *
- * Two builds, chosen by CMake:
- *   ENABLE_LITE  MindSpore Lite (the registry's mindspore-lite wheel, or a Lite tarball): CPU. Lite builds a model
- *                straight from the file (`Model::Build(path, kMindIR, ctx)`); it cannot run a MindIR written by
- *                MindSpore 2.x, so the file is a Lite MindIR made by tools/convert_onnx from the exported ONNX.
- *   otherwise    an Ascend MindSpore install (lib/libmindspore.so): `Serialization::Load` + `Build(GraphCell)` on the
- *                MINDIR from export.py, on Ascend310 (device id) or CPU.
+ * On MindSpore 2.x the C++ runtime is MindSpore Lite: `Model::Build(path, kMindIR, context)` with an
+ * AscendDeviceInfo (the device id from --device_id) for --device_type Ascend310, a CPUDeviceInfo otherwise.
+ *   Ascend310  MindSpore Lite's cloud-side inference package for Ascend (of the MindSpore version that exported the
+ *              model) loads export.py's MINDIR as it is.
+ *   CPU        the registry's mindspore-lite 2.0 wheel cannot read a MindIR written by MindSpore 2.x: the file is a
+ *              Lite MindIR made by tools/convert_onnx from the exported ONNX (scripts/run_infer_cpp.sh does it).
  */
 #include <algorithm>
 #include <chrono>
@@ -25,7 +25,6 @@
 
 #include "include/api/context.h"
 #include "include/api/model.h"
-#include "include/api/serialization.h"
 #include "include/api/status.h"
 #include "include/api/types.h"
 #include "inc/utils.h"
@@ -86,12 +85,6 @@ int ParseOptions(int argc, char **argv, Options *opt) {
   if (device_type != "CPU" && device_type != "Ascend310") {
     return fail("--device_type must be CPU or Ascend310, got '" + device_type + "'");
   }
-#ifdef ENABLE_LITE
-  if (device_type != "CPU") {
-    return fail("this program was built against MindSpore Lite, which runs on the CPU only; for " + device_type +
-                " rebuild it against an Ascend MindSpore install (build.sh MINDSPORE_PATH)");
-  }
-#endif
   if (!fdet::ParseInt(device_id, 0, 1023, &opt->device_id)) return fail("--device_id: not a device id: " + device_id);
   if (!fdet::ParseInt(threads, 1, 1024, &opt->threads)) return fail("--threads: not a thread count: " + threads);
   if (!fdet::ParseFloat3(mean, &opt->mean)) return fail("--mean needs three comma-separated numbers, got " + mean);
@@ -118,30 +111,19 @@ std::string ShapeText(const std::vector<int64_t> &shape) {
 
 ms::Status BuildModel(const Options &opt, ms::Model *model) {
   auto context = std::make_shared<ms::Context>();
-#ifdef ENABLE_LITE
-  context->SetThreadNum(static_cast<int32_t>(opt.threads));
-  auto cpu = std::make_shared<ms::CPUDeviceInfo>();
-  cpu->SetEnableFP16(false);  // float32, as in Python
-  context->MutableDeviceInfo().push_back(cpu);
-  // Lite's Build(GraphCell) answers "Unsupported Feature": it builds from the file itself.
-  return model->Build(opt.mindir_path, ms::ModelType::kMindIR, context);
-#else
-  // Not runnable on the development machine (no Ascend install there); written against the same include/api
-  // headers, which an Ascend MindSpore install ships under <site-packages>/mindspore/include/api.
   if (opt.device_type == "Ascend310") {
-    // MindSpore 2.x: `using Ascend310DeviceInfo = AscendDeviceInfo;` (older installs: a class of that name).
-    auto ascend = std::make_shared<ms::Ascend310DeviceInfo>();
+    // Compiled in every build (Lite's headers declare AscendDeviceInfo); runs with Lite's Ascend package only.
+    auto ascend = std::make_shared<ms::AscendDeviceInfo>();
     ascend->SetDeviceID(static_cast<uint32_t>(opt.device_id));
     context->MutableDeviceInfo().push_back(ascend);
   } else {
     context->SetThreadNum(static_cast<int32_t>(opt.threads));
-    context->MutableDeviceInfo().push_back(std::make_shared<ms::CPUDeviceInfo>());
+    auto cpu = std::make_shared<ms::CPUDeviceInfo>();
+    cpu->SetEnableFP16(false);  // float32, as in Python
+    context->MutableDeviceInfo().push_back(cpu);
   }
-  ms::Graph graph;
-  ms::Status status = ms::Serialization::Load(opt.mindir_path, ms::ModelType::kMindIR, &graph);
-  if (status != ms::kSuccess) return status;
-  return model->Build(ms::GraphCell(graph), context);
-#endif
+  // Lite builds from the file itself (its Build(GraphCell) answers "Unsupported Feature").
+  return model->Build(opt.mindir_path, ms::ModelType::kMindIR, context);
 }
 
 /// Which of the model's outputs are boxes and scores: by name when the names say so, else by shape (boxes end in 4).
@@ -238,10 +220,13 @@ int main(int argc, char **argv) {
   if (status != ms::kSuccess) {
     std::cerr << "error: cannot build the model " << opt.mindir_path << " for " << opt.device_type << ": "
               << status.ToString() << std::endl;
-#ifdef ENABLE_LITE
-    std::cerr << "hint: MindSpore Lite reads Lite MindIR files only: convert export.py's ONNX with "
-              << "build/convert_onnx MODEL.onnx MODEL_lite.mindir (scripts/run_infer_cpp.sh does it)" << std::endl;
-#endif
+    if (opt.device_type == "CPU") {
+      std::cerr << "hint: the mindspore-lite 2.0 wheel reads Lite MindIR files only: convert export.py's ONNX with "
+                << "build/convert_onnx MODEL.onnx MODEL_lite.mindir (scripts/run_infer_cpp.sh does it)" << std::endl;
+    } else {
+      std::cerr << "hint: Ascend310 needs MindSpore Lite's Ascend package of the MindSpore version that exported "
+                << "the model (build.sh LITE_PATH), with CANN installed" << std::endl;
+    }
     return kRunError;
   }
   std::vector<ms::MSTensor> model_inputs = model.GetInputs();
