@@ -75,6 +75,10 @@ class Trainer:
         self.best_map = meta.get("best_map", -1.0)  # carried over by --resume
         self.history = []
 
+    def _lr_at(self, global_step):
+        """The learning rate of the step that ended at `global_step` steps."""
+        return float(self.lr[min(global_step - 1, len(self.lr) - 1)])
+
     def _save(self, name, epoch, global_step):
         if not self.is_main:
             return None
@@ -192,7 +196,7 @@ class Trainer:
                     remaining = (epochs * self.steps_per_epoch - global_step) * sec
                     log.info(f"epoch {epoch + 1}/{epochs} step {i + 1}/{self.steps_per_epoch} "
                              f"loss {np.mean(losses[-self.log_interval:]):.4f} "
-                             f"lr {self.lr[min(global_step - 1, len(self.lr) - 1)]:.5f} "
+                             f"lr {self._lr_at(global_step):.5f} "
                              f"{batch / sec:.1f} img/s ({sec:.2f} s/step) ETA {_duration(remaining)}")
             if self.dump:
                 self.dump.write_samples()
@@ -210,10 +214,9 @@ class Trainer:
                 record["mAP"] = result["mAP"]
                 self.consider_best(result["mAP"], epoch + 1, global_step)
             if results is not None:
-                cls_mean, box_mean = (np.mean(parts, axis=0) if parts else (float("nan"), float("nan")))
-                results.append(epoch=epoch + 1, global_step=global_step,
-                               lr=float(self.lr[min(global_step - 1, len(self.lr) - 1)]), loss=epoch_loss,
-                               cls_loss=float(cls_mean), box_loss=float(box_mean),
+                cls_mean, box_mean = np.mean(parts, axis=0) if parts else (float("nan"), float("nan"))
+                results.append(epoch=epoch + 1, global_step=global_step, lr=self._lr_at(global_step),
+                               loss=epoch_loss, cls_loss=float(cls_mean), box_loss=float(box_mean),
                                img_per_s=batch * self.group_size / epoch_sec,
                                mAP=result["mAP"] if result else None, AP50=result["AP50"] if result else None,
                                AP75=result["stats"][2] if result else None)
