@@ -18,8 +18,12 @@ def test_model_config_inherits_and_overrides(tmp_path):
     _write(tmp_path / "base.yaml", "lr: 0.1\nimg_shape: [300, 300]\nname: a\n---\nlr: learning rate\n")
     child = _write(tmp_path / "child.yaml", "__BASE__: base.yaml\nlr: 0.5\n")
     values, helps, _ = load_yaml_chain(child)
-    assert values == {"lr": 0.5, "img_shape": [300, 300], "name": "a"}
+    assert {k: values[k] for k in ("lr", "img_shape", "name")} == {"lr": 0.5, "img_shape": [300, 300], "name": "a"}
     assert helps["lr"] == "learning rate"
+    # a chain rooted outside this clone (an older run folder) takes this version's defaults for the keys it lacks
+    defaults, _, _ = load_yaml_chain(DEFAULT_CONFIG)
+    assert {k: v for k, v in values.items() if k not in ("lr", "img_shape", "name")} == \
+        {k: v for k, v in defaults.items() if k not in ("lr", "img_shape")}
 
 
 def test_model_config_with_unknown_key_names_file_and_key(tmp_path):
