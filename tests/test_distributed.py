@@ -94,7 +94,7 @@ def job(tmp_path_factory):
     data = ["--dataset", "demo", "--demo_root", str(tmp / "demo"), "--demo_num_train", "16", "--demo_num_val", "4",
             "--mindrecord_dir", str(tmp / "mr"), "--output_dir", str(tmp / "runs")]
     rc, out, _ = launch("run_distribute_train_msrun.sh",
-                        ["2", "configs/ssd_mobilenet_v2_300.yaml", *data, *MODEL, "--epoch_size", "2",
+                        ["2", "configs/ssd_mobilenet_v2_300.yaml", *data, *MODEL, "--epoch_size", "2", "--lr", "0.002",
                          "--run_name", "job", "--rank_dump_dir", str(tmp / "dump")], tmp)
     assert rc == 0, out[-4000:]
     assert not own_processes(str(tmp)), own_processes(str(tmp))
@@ -138,13 +138,14 @@ def test_lr_is_scaled_linearly_to_the_global_batch():
 def test_msrun_ranks_train_disjoint_shards_to_identical_weights(job):
     tmp, _, _ = job
     run = tmp / "runs" / "job"
-    # Only rank 0 writes the run folder: config, summary log and checkpoints.
-    assert sorted(os.listdir(run)) == ["config.yaml", "epoch_2.ckpt", "last.ckpt", "train.log"]
+    # Only rank 0 writes the run folder: config, summary log, checkpoints and the per-epoch results.
+    assert sorted(os.listdir(run)) == ["config.yaml", "epoch_2.ckpt", "last.ckpt", "results.csv", "results.png",
+                                       "train.log"]
     assert "[rank" not in (run / "train.log").read_text()
-    # Every rank logs its own progress, and the lr scaling once: 0.03 x (2 x 2) / 8.
+    # Every rank logs its own progress, and the lr scaling once: 0.002 x (2 x 2) / 8.
     worker0, worker1 = log_text(tmp, "worker_0.log"), log_text(tmp, "worker_1.log")
     assert "epoch 2/2 step 4/4 loss" in worker0 and "[rank 1] epoch 2/2 step 4/4 loss" in worker1
-    assert "lr 0.03 scaled to 0.015 for global batch 4 (base_batch_size 8)" in worker0
+    assert "lr 0.002 scaled to 0.001 for global batch 4 (base_batch_size 8)" in worker0
     assert "checkpoints in" in worker0 and "checkpoints in" not in worker1
     # Disjoint halves of the 16 images in each epoch, a new order in the second.
     samples = [json.loads((tmp / "dump" / f"rank{r}_samples.json").read_text())["epochs"] for r in (0, 1)]
@@ -221,4 +222,4 @@ def test_mpirun_cpu_route_trains_to_identical_weights(job, tmp_path):
     w0, w1 = trainable(tmp_path / "dump" / "rank0_final.ckpt"), trainable(tmp_path / "dump" / "rank1_final.ckpt")
     assert all(np.array_equal(w0[k], w1[k]) for k in w0)
     assert sorted(os.listdir(tmp_path / "runs" / "mpi")) == ["config.yaml", "epoch_1.ckpt", "last.ckpt",
-                                                            "train.log"]
+                                                            "results.csv", "results.png", "train.log"]
