@@ -35,7 +35,7 @@ def test_same_seed_gives_identical_files(tmp_path):
 
 
 def test_objects_of_several_classes_and_sizes(tmp_path):
-    root = ensure_demo_dataset(str(tmp_path / "d"), num_train=3, num_val=1, image_size=(256, 400))
+    root = ensure_demo_dataset(str(tmp_path / "d"), num_train=12, num_val=1, image_size=(256, 400))
     small = ensure_demo_dataset(str(tmp_path / "s"), num_train=24, num_val=1, image_size=(96, 128))
     parsed, records = read_split(small, "train2017")
     assert parsed.report.images_skipped == 0 and parsed.report.boxes_dropped == 0
@@ -44,14 +44,14 @@ def test_objects_of_several_classes_and_sizes(tmp_path):
     labels = np.concatenate([r.labels for r in records])
     assert len(set(labels.tolist())) >= 4
     assert max(len(r.boxes) for r in records) >= 3
-    sides = np.concatenate([np.maximum(r.boxes[:, 2] - r.boxes[:, 0], r.boxes[:, 3] - r.boxes[:, 1])
-                            for r in records])
-    assert sides.min() >= 12 and sides.max() >= 2.5 * sides.min()
     sizes = {(r.width, r.height) for r in records}
     assert len(sizes) > 1 and all(96 <= s <= 128 for wh in sizes for s in wh)
 
     _, big = read_split(root, "train2017")
     assert all(256 <= s <= 400 for r in big for s in (r.width, r.height))
+    # several object sizes at the default image size (small images cap objects at 0.6 of their side)
+    sides = np.concatenate([np.maximum(r.boxes[:, 2] - r.boxes[:, 0], r.boxes[:, 3] - r.boxes[:, 1]) for r in big])
+    assert sides.min() >= 30 and sides.max() >= 2.5 * sides.min()
 
 
 def test_reused_when_parameters_match_and_redrawn_when_not(tmp_path, capsys):
