@@ -45,7 +45,7 @@ def test_train_eval_resume_on_the_demo_set(demo_args):
     d, args = demo_args
     run_dir = d / "runs" / "e2e"
     # No augmentation, so that the loss is measured on a fixed task and must fall.
-    schedule = ["--lr", "0.01", "--warmup_epochs", "1", "--batch_size", "2", "--augment", "False"]
+    schedule = ["--lr", "0.002", "--warmup_epochs", "1", "--batch_size", "2", "--augment", "False"]
     out = run("train.py", args + schedule + ["--epoch_size", "5", "--run_eval", "True", "--eval_interval", "5"])
     losses = logged(out, "loss")
     assert len(losses) == 40 and all(math.isfinite(v) for v in losses)
@@ -74,7 +74,7 @@ def test_train_eval_resume_on_the_demo_set(demo_args):
     assert re.search(r"resumed .*last.ckpt at epoch 5, step 40", out)
     assert "epoch 1/6" not in out and "epoch 6/6 step 1/8" in out
     lr = logged(out, "lr")
-    assert lr[0] == pytest.approx(warmup_cosine_lr(0.01, 8, 6, 1, end_ratio=0.01)[40], abs=1e-5)
+    assert lr[0] == pytest.approx(warmup_cosine_lr(0.002, 8, 6, 1, end_ratio=0.01)[40], abs=1e-5)
     again = read_results(run_dir / "results.csv")
     assert again[:5] == rows and [r["epoch"] for r in again] == [1, 2, 3, 4, 5, 6]   # the history is kept
 
