@@ -1,8 +1,8 @@
 """A built-in synthetic detection set in COCO layout, so that training and evaluation run anywhere.
 
-The class of an object is its SHAPE (circle, square, triangle, star, ring, cross); colours are random, so a
-detector cannot cheat on colour. One to four objects of 40 to 200 px overlap partly on textured, noisy backgrounds
-with lines and soft blobs as distractors. Every image is drawn from its own seed ``(seed, split, index)``, so the output is
+The class of an object is its SHAPE (circle, square, triangle, star, ring, cross); colours are random, so a detector
+cannot cheat on colour. One to four objects of 40 to 200 px overlap partly on textured, noisy backgrounds with lines
+and soft blobs as distractors. Every image is drawn from its own seed ``(seed, split, index)``, so the output is
 identical on every run and the first images of a split do not depend on how many are asked for.
 
 Layout (what ``parse_coco`` reads):
@@ -33,7 +33,8 @@ SPLITS = (("train2017", 1), ("val2017", 2))   # folder, seed component
 
 # SSD300's smallest default box is 30 px; much smaller objects could only be matched by force. Sizes, counts and
 # occlusion are set so that SSD-GhostNet learns the set from scratch within the README's first command (600 steps):
-# with 28 px objects, up to 6 per image and 40% occlusion it reached mAP 0.12 there; with these, about twice that.
+# with 28 px objects, up to 6 per image and 40% occlusion it reached mAP 0.12 there (lr 2e-3); with these, 0.21
+# (lr 4e-3, as scripts/run_demo.sh trains).
 MIN_OBJECT_PX = 40
 MAX_OBJECT_PX = 200
 MAX_OBJECTS = 4
