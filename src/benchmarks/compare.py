@@ -26,7 +26,8 @@ def compare(paths):
     reports = []
     for path in paths:
         report = read_json(path, "benchmark.py JSON file", ConfigError)
-        missing = [k for k in ("model_name", "batch_size", "amp_level") if not isinstance(report, dict) or k not in report]
+        missing = [k for k in ("model_name", "batch_size", "amp_level")
+                   if not isinstance(report, dict) or k not in report]
         if missing:
             raise ConfigError(f"{path}: not a JSON file written by benchmark.py (no {', '.join(missing)})")
         reports.append(report)

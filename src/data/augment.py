@@ -140,7 +140,8 @@ def photometric_distort(img: np.ndarray, rng: np.random.Generator, brightness_de
     if delta != 0.0 or pre != 1.0:
         out = _scale_shift(out, pre, pre * delta)
     if use_hsv:
-        # OpenCV's 8-bit HSV: H in 0..179 (2-degree steps), S and V in 0..255; the 180-range conversions are the fast ones
+        # OpenCV's 8-bit HSV: H in 0..179 (2-degree steps), S and V in 0..255; the 180-range conversions are the
+        # fast ones
         h, s, v = cv2.split(cv2.cvtColor(out, cv2.COLOR_BGR2HSV if bgr else cv2.COLOR_RGB2HSV))
         if hue is not None:
             h = cv2.LUT(h, ((np.arange(256) + int(round(hue / 2.0))) % 180).astype(np.uint8))

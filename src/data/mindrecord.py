@@ -85,8 +85,9 @@ def source_fingerprint(paths: Iterable[str], suffixes: Sequence[str] = SOURCE_SU
     """Path, size and mtime of each source file; for a folder, a digest of those of its annotation and image files.
 
     A folder's own mtime changes only when entries are added or removed, not when an xml is edited, so folders are
-    walked. Only files ending in ``suffixes`` count (annotations and images), and never our own outputs (``*_gt.json``, ``*.meta.json``,
-    hidden temporary folders): the MindRecord folder may well live inside the data folder.
+    walked. Only files ending in ``suffixes`` count (annotations and images), and never our own outputs
+    (``*_gt.json``, ``*.meta.json``, hidden temporary folders): the MindRecord folder may well live inside the data
+    folder.
     Add the result to the fingerprint together with the config keys that change the records.
     """
     out = []
