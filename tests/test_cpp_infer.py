@@ -5,7 +5,6 @@ It needs cmake, g++ and OpenCV's C++ headers (`.ci/run` installs them) and fetch
 cached). Without them it is skipped, with the reason, unless FDET_REQUIRE_CPP=1 (CI) makes that a failure.
 """
 import glob
-import json
 import os
 import re
 import shutil
@@ -68,12 +67,12 @@ def max_bin_diff(cpp_dir, ref_dir, num_classes):
 FLOAT32_NETWORK_RTOL = 1e-4
 
 
-def test_cpp_inference_gives_evals_map(deployed, tmp_path):
+def test_cpp_inference_gives_evals_map(deployed, own_detections_as_gt, tmp_path):
     run_dir = tmp_path / "run"
-    out = run_infer(deployed["dir"] / "model.onnx", deployed["val_dir"], deployed["gt"], run_dir)
+    gt_path, eval_map, _ = own_detections_as_gt   # see conftest: the random network scores 0 on the demo boxes
+    out = run_infer(deployed["dir"] / "model.onnx", deployed["val_dir"], gt_path, run_dir)
     cpp_map = float(re.search(r"^mAP: ([0-9.]+)$", out, re.M).group(1))
-    eval_map = json.loads(deployed["eval_result"].read_text())["mAP"]
-    assert eval_map > 0.0 and abs(cpp_map - eval_map) <= 0.005, (cpp_map, eval_map)
+    assert eval_map > 0.3 and abs(cpp_map - eval_map) <= 0.005, (cpp_map, eval_map)
 
     # The raw outputs equal the Python reference path (onnxruntime on eval's preprocessing).
     runtime, info = open_model_file(str(deployed["dir"] / "model.onnx"))

@@ -1,6 +1,5 @@
 """postprocess.py on `.bin` files in the C++ program's layout, written here by the Python reference path."""
 import glob
-import json
 import os
 import re
 import subprocess
@@ -10,10 +9,8 @@ import numpy as np
 import pytest
 
 import postprocess
-from src.data.demo import CATEGORY_IDS, CLASS_NAMES
 from src.deploy.bin_results import read_result_bins, write_reference_results
 from src.deploy.runtimes import open_model_file
-from src.evaluation.coco_evaluator import COCOEvaluator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -42,30 +39,6 @@ def test_the_layout_is_raw_float32_per_image(deployed, reference_bins):
     assert os.path.getsize(reference_bins / "000001_1.bin") == 1917 * 6 * 4
     boxes, scores = read_result_bins(str(reference_bins), "000001", 6)
     assert boxes.shape == (1917, 4) and scores.shape == (1917, 6) and 0 <= scores.min() <= scores.max() <= 1
-
-
-@pytest.fixture(scope="module")
-def own_detections_as_gt(deployed, tmp_path_factory):
-    """A ground truth made of eval's own confident detections, and eval's mAP against it.
-
-    The test network is random, so its mAP on the demo boxes is about 0, and equal zeros would prove nothing.
-    Against its own detections it scores high, and a detection that postprocess lost, moved or rescored shows.
-    """
-    gt = json.loads(deployed["gt"].read_text())
-    detections = json.loads(deployed["eval_json"].read_text())
-    confident = [d for d in detections if d["score"] >= 0.3]
-    gt["annotations"] = [{"id": k + 1, "image_id": d["image_id"], "category_id": d["category_id"], "bbox": d["bbox"],
-                          "area": d["bbox"][2] * d["bbox"][3], "iscrowd": 0} for k, d in enumerate(confident)]
-    path = tmp_path_factory.mktemp("own_gt") / "own_gt.json"
-    path.write_text(json.dumps(gt))
-    evaluator = COCOEvaluator(str(path), CLASS_NAMES, CATEGORY_IDS)
-    label_of = {c: k for k, c in enumerate(CATEGORY_IDS)}
-    for image in gt["images"]:
-        mine = [d for d in detections if d["image_id"] == image["id"]]
-        boxes = [[x, y, x + w, y + h] for x, y, w, h in (d["bbox"] for d in mine)]
-        evaluator.add(image["id"], np.array(boxes, np.float32).reshape(-1, 4), np.array([d["score"] for d in mine]),
-                      np.array([label_of[d["category_id"]] for d in mine]))
-    return path, evaluator.evaluate(verbose=False)["mAP"], len(confident)
 
 
 @pytest.mark.parametrize("with_card", [False, True])
