@@ -57,6 +57,7 @@ def own_detections_as_gt(deployed, tmp_path_factory):
     import json
 
     import numpy as np
+    from detection_match import coco_to_detections
 
     from src.data.demo import CATEGORY_IDS, CLASS_NAMES
     from src.evaluation.coco_evaluator import COCOEvaluator
@@ -71,8 +72,7 @@ def own_detections_as_gt(deployed, tmp_path_factory):
     evaluator = COCOEvaluator(str(path), CLASS_NAMES, CATEGORY_IDS)
     label_of = {c: k for k, c in enumerate(CATEGORY_IDS)}
     for image in gt["images"]:
-        mine = [d for d in detections if d["image_id"] == image["id"]]
-        boxes = [[x, y, x + w, y + h] for x, y, w, h in (d["bbox"] for d in mine)]
-        evaluator.add(image["id"], np.array(boxes, np.float32).reshape(-1, 4), np.array([d["score"] for d in mine]),
-                      np.array([label_of[d["category_id"]] for d in mine]))
+        mine = coco_to_detections([d for d in detections if d["image_id"] == image["id"]], label_of)
+        evaluator.add(image["id"], np.array([d["box"] for d in mine], np.float32).reshape(-1, 4),
+                      np.array([d["score"] for d in mine]), np.array([d["label"] for d in mine]))
     return path, evaluator.evaluate(verbose=False)["mAP"], len(confident)
