@@ -91,6 +91,8 @@ def main(argv=None):
     trainer.fit(session.start_epoch)
     if device.is_main:
         log.info(f"checkpoints in {run_dir}")
+    if device.distributed:
+        device.exit_process(0)
     return 0
 
 

@@ -223,3 +223,21 @@ def test_mpirun_cpu_route_trains_to_identical_weights(job, tmp_path):
     assert all(np.array_equal(w0[k], w1[k]) for k in w0)
     assert sorted(os.listdir(tmp_path / "runs" / "mpi")) == ["config.yaml", "epoch_1.ckpt", "last.ckpt",
                                                             "results.csv", "results.png", "train.log"]
+
+
+def test_a_finished_rank_runs_the_exit_handlers_and_keeps_its_exit_code(tmp_path):
+    # exit_process skips the interpreter's teardown (where MindSpore's CPU workers can segfault) but must still run
+    # the exit handlers, in which MindSpore unregisters the node from the scheduler, and flush what was printed.
+    marker = tmp_path / "handler_ran"
+    script = (
+        "import atexit, sys\n"
+        "from src.device import DeviceInfo\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').write('yes'))\n"
+        "print('written before the exit')\n"
+        "DeviceInfo('CPU').exit_process(3)\n"
+        "print('never reached')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert proc.stdout.splitlines() == ["written before the exit"]
+    assert marker.read_text() == "yes"
