@@ -230,7 +230,7 @@ def test_a_finished_rank_runs_the_exit_handlers_and_keeps_its_exit_code(tmp_path
     # the exit handlers, in which MindSpore unregisters the node from the scheduler, and flush what was printed.
     marker = tmp_path / "handler_ran"
     script = (
-        "import atexit, sys\n"
+        "import atexit\n"
         "from src.device import DeviceInfo\n"
         f"atexit.register(lambda: open({str(marker)!r}, 'w').write('yes'))\n"
         "print('written before the exit')\n"
