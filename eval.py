@@ -12,11 +12,12 @@ from src.config import parse_config
 
 # The config groups eval.py reads (default_config.yaml), and `loss`, which sets the head's outputs.
 GROUPS = ("model", "anchors", "data", "eval", "nms", "checkpoint", "plots", "device")
+KEYS = ("loss",)
 
 
 def main(argv=None):
     cfg = parse_config(argv, description="Evaluate a detector checkpoint with COCO mAP.",
-                       required=("checkpoint_path",), run_config_from="checkpoint_path", groups=GROUPS, keys=("loss",))
+                       required=("checkpoint_path",), run_config_from="checkpoint_path", groups=GROUPS, keys=KEYS)
     from src.data.sources import build_split, resolve_num_classes
     from src.device import device_from_config
     from src.evaluation.runner import DatasetEvaluator

@@ -16,12 +16,13 @@ from src.config import parse_config
 
 # The config groups export.py reads (default_config.yaml), and `loss`, which sets the head's outputs.
 GROUPS = ("model", "anchors", "nms", "checkpoint", "export", "device")
+KEYS = ("loss",)
 
 
 def main(argv=None):
     cfg = parse_config(argv, description="Export a detector checkpoint to MINDIR, AIR or ONNX.",
                        required=("checkpoint_path",), run_config_from="checkpoint_path", groups=GROUPS,
-                       keys=("loss",), renamed={"batch_size": "export_batch_size"})
+                       keys=KEYS, renamed={"batch_size": "export_batch_size"})
     from src.deploy.exporter import check_format, export_model
     from src.deploy.loading import card_from_config, category_ids, inference_net, detector_from_config
     from src.device import device_from_config

@@ -17,11 +17,12 @@ from src.config import ConfigError, parse_config
 
 # The config groups predict.py reads (default_config.yaml), and `loss`, which sets the head's outputs.
 GROUPS = ("model", "anchors", "nms", "checkpoint", "predict", "output", "device")
+KEYS = ("loss",)
 
 
 def main(argv=None):
     cfg = parse_config(argv, description="Detect objects in images with a checkpoint or an exported model.",
-                       required=("images",), run_config_from="checkpoint_path", groups=GROUPS, keys=("loss",))
+                       required=("images",), run_config_from="checkpoint_path", groups=GROUPS, keys=KEYS)
     if bool(cfg.checkpoint_path) == bool(cfg.model_file):
         raise ConfigError("give exactly one of --checkpoint_path (a .ckpt) and --model_file (a .mindir or .onnx)")
     from src.data.image_io import read_rgb

@@ -224,14 +224,14 @@ def test_the_readme_demo_script_passes_each_entry_point_only_its_own_valid_keys(
     import shlex
     with open(os.path.join(os.path.dirname(DEFAULT_CONFIG), "scripts", "run_demo.sh")) as f:
         text = f.read().replace("\\\n", " ")
-    extra_keys = {"eval": ("loss",), "export": ("loss",), "predict": ("loss",)}
     checked = set()
     for line in text.splitlines():
         words = shlex.split(line.split("#", 1)[0].replace('"$@"', "").replace("$", "X"))
         if words[:1] != ["python"] or not words[1].endswith(".py"):
             continue
         name = words[1][:-3]
-        cfg = parse_config(words[2:], groups=importlib.import_module(name).GROUPS, keys=extra_keys.get(name, ()))
+        entry_point = importlib.import_module(name)
+        cfg = parse_config(words[2:], groups=entry_point.GROUPS, keys=getattr(entry_point, "KEYS", ()))
         assert cfg.command_line, line
         checked.add(name)
     assert checked == {"train", "eval", "export", "predict"}

@@ -34,7 +34,7 @@ SPLITS = (("train2017", 1), ("val2017", 2))   # folder, seed component
 # SSD300's smallest default box is 30 px; much smaller objects could only be matched by force. Sizes, counts and
 # occlusion are set so that SSD-GhostNet learns the set from scratch within the README's first command (600 steps):
 # with 28 px objects, up to 6 per image and 40% occlusion it reached mAP 0.12 there (lr 2e-3); with these, 0.21
-# (lr 4e-3, as scripts/run_demo.sh trains), and 0.27 with anchors matched at IoU 0.4.
+# (lr 4e-3), and 0.54 with the recipe scripts/run_demo.sh trains now (docs/accuracy.md).
 MIN_OBJECT_PX = 40
 MAX_OBJECT_PX = 200
 MAX_OBJECTS = 4
